@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1.
+# The broker is resolved from Maven Central with mvn (see kafka/pom.xml); its log lives
+# under .local/kafka/data so a restart keeps every record.
+#   kafka.sh fetch|start|stop|status
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+state="${WASTETRAIL_LOCAL_DIR:-$root/.local}/kafka"
+libs="$root/.local/downloads/kafka-libs"
+port="${WASTETRAIL_KAFKA_PORT:-9092}"
+controller_port="${WASTETRAIL_KAFKA_CONTROLLER_PORT:-9093}"
+pidfile="$state/kafka.pid"
+mkdir -p "$state"
+
+fetch() {
+  if [ -f "$libs/.complete" ] && cmp -s "$here/kafka/pom.xml" "$libs/.complete"; then
+    return 0
+  fi
+  command -v mvn >/dev/null || { echo "kafka.sh: mvn (Apache Maven) is required to fetch the broker" >&2; exit 1; }
+  command -v java >/dev/null || { echo "kafka.sh: java 17+ is required to run the broker" >&2; exit 1; }
+  echo "fetching Apache Kafka from Maven Central into $libs"
+  rm -rf "$libs"
+  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs"
+  cp "$here/kafka/pom.xml" "$libs/.complete"
+}
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+answers() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+write_config() {
+  cat > "$state/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$state/data
+num.partitions=4
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=-1
+log.retention.bytes=-1
+CONF
+  cat > "$state/log4j2.yaml" <<CONF
+Configuration:
+  Appenders:
+    File:
+      name: FILE
+      fileName: "$state/server.log"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: FILE
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+CONF
+}
+
+start() {
+  fetch
+  if running; then echo "kafka already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; return 0; fi
+  if answers; then echo "kafka.sh: something else answers on 127.0.0.1:$port" >&2; exit 1; fi
+  write_config
+  local cp="$libs/*"
+  local java_opts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$state/log4j2.yaml")
+  if [ ! -f "$state/data/meta.properties" ]; then
+    local cluster_id
+    cluster_id=$(java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool random-uuid)
+    java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool format --standalone \
+      -t "$cluster_id" -c "$state/server.properties" >/dev/null
+  fi
+  nohup java -cp "$cp" "${java_opts[@]}" kafka.Kafka "$state/server.properties" \
+    >"$state/stdout.log" 2>&1 &
+  echo $! > "$pidfile"
+  for _ in $(seq 1 120); do
+    if answers; then echo "kafka running (pid $(cat "$pidfile")) on 127.0.0.1:$port, data in $state/data"; return 0; fi
+    running || { echo "kafka.sh: broker exited; see $state/stdout.log and $state/server.log" >&2; tail -20 "$state/stdout.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  echo "kafka.sh: broker did not answer within 60 s" >&2; exit 1
+}
+
+stop() {
+  if ! running; then rm -f "$pidfile"; echo "kafka not running"; return 0; fi
+  local pid; pid=$(cat "$pidfile")
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  rm -f "$pidfile"
+  echo "kafka stopped"
+}
+
+status() {
+  if running; then echo "kafka: running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; else echo "kafka: stopped"; return 3; fi
+}
+
+case "${1:-}" in
+  fetch) fetch ;;
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: kafka.sh fetch|start|stop|status" >&2; exit 2 ;;
+esac

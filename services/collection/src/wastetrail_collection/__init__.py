@@ -1,0 +1,1 @@
+"""wastetrail_collection."""

@@ -1,0 +1,1 @@
+"""WasteTrail command line and developer tooling."""
