@@ -1,0 +1,1 @@
+"""Event payloads of every service, grouped by the service that produces them."""

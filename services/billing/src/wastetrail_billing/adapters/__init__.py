@@ -1,0 +1,1 @@
+"""Adapters of the billing service: the outside systems it talks to (VNPay, ...)."""
