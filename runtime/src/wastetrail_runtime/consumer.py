@@ -1,0 +1,203 @@
+"""Idempotent consumers with retries and dead letters.
+
+A ``Consumer`` groups the handlers of one consumer group (e.g. ``transfer.collection``
+reads the collection topic for the transfer service). For each record it decodes the
+envelope, and in ONE transaction records ``(consumer, event_id)`` and applies the
+handler; a redelivered event finds its tracking row and changes nothing. Offsets are
+committed only after that transaction (FastStream ``AckPolicy.ACK``). Records are taken
+in batches and applied in one transaction for throughput; when a batch fails, its
+records are applied one by one so a poison event is isolated, retried with backoff, and
+finally sent to the consumer's dead-letter topic with the reason — and the partition
+keeps moving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+from aiokafka import AIOKafkaProducer
+
+from wastetrail_contracts import ContractError, Envelope, Event, decode, parse_payload
+from wastetrail_contracts.topics import dead_letter_topic, event_topic
+from wastetrail_runtime.logging import causation_id_var, correlation_id_var, get_logger
+from wastetrail_runtime.metrics import Metrics
+from wastetrail_runtime.store import EventStore, UnitOfWork
+
+log = get_logger(__name__)
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
+
+
+def retry_topic(consumer: str, prefix: str = "") -> str:
+    """Where ``dlq replay`` re-drives a consumer's dead letters (the consumer reads it too)."""
+    return f"{prefix}wastetrail.retry.{consumer}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the consumer sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass
+class Consumer:
+    """A consumer group: its name, the service it reads, and one handler per event type."""
+
+    name: str
+    source: str
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on(self, event_cls: type[E]) -> Callable[
+        [Callable[[E, Envelope, UnitOfWork], Awaitable[None]]],
+        Callable[[E, Envelope, UnitOfWork], Awaitable[None]],
+    ]:
+        """Register the handler of one event type."""
+
+        def register(
+            fn: Callable[[E, Envelope, UnitOfWork], Awaitable[None]],
+        ) -> Callable[[E, Envelope, UnitOfWork], Awaitable[None]]:
+            self.handlers[event_cls.event_type] = cast(Handler, fn)
+            return fn
+
+        return register
+
+    def topics(self, prefix: str = "") -> list[str]:
+        """The topics this consumer reads: its source and its own retry topic."""
+        return [event_topic(self.source, prefix), retry_topic(self.name, prefix)]
+
+
+class ConsumerRunner:
+    """Applies records to a consumer's handlers, exactly once in effect."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        store: EventStore,
+        producer: AIOKafkaProducer,
+        *,
+        topic_prefix: str = "",
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.05,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.producer = producer
+        self.prefix = topic_prefix
+        self.max_attempts = max_attempts
+        self.backoff = backoff_seconds
+        self.metrics = metrics
+        self.applied = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    async def process_batch(self, records: Sequence[Record]) -> None:
+        """Apply a batch in one transaction; on failure fall back to one by one."""
+        decoded: list[tuple[Record, Envelope, Event]] = []
+        for record in records:
+            item = await self._decode(record)
+            if item is not None:
+                decoded.append((record, *item))
+        if not decoded:
+            return
+        if len(decoded) > 1:
+            try:
+                await self._apply(decoded)
+                return
+            except Exception as exc:
+                log.info("consumer.batch_fallback", consumer=self.consumer.name,
+                         size=len(decoded), error=str(exc))
+        for item in decoded:
+            await self._apply_with_retries(item)
+
+    async def process(self, record: Record) -> None:
+        """Apply one record."""
+        await self.process_batch([record])
+
+    async def _decode(self, record: Record) -> tuple[Envelope, Event] | None:
+        try:
+            envelope = decode(record.value)
+        except ContractError as exc:
+            await self.dead_letter(record, exc.reason, attempts=1)
+            return None
+        if envelope.type not in self.consumer.handlers:
+            return None  # not an event this consumer cares about
+        try:
+            event = parse_payload(envelope)
+        except ContractError as exc:
+            await self.dead_letter(record, exc.reason, attempts=1, event_id=envelope.event_id)
+            return None
+        return envelope, event
+
+    async def _apply(self, items: Sequence[tuple[Record, Envelope, Event]]) -> None:
+        applied = duplicates = 0
+        async with self.store.unit_of_work() as uow:
+            for _record, envelope, event in items:
+                if await uow.already_processed(self.consumer.name, envelope.event_id):
+                    duplicates += 1
+                    continue
+                correlation_id_var.set(envelope.correlation_id)
+                causation_id_var.set(envelope.event_id)
+                await self.consumer.handlers[envelope.type](event, envelope, uow)
+                applied += 1
+            await uow.commit()
+        self.applied += applied
+        self.duplicates += duplicates
+        if self.metrics:
+            self.metrics.events_consumed.labels(self.metrics.service, self.consumer.name).inc(
+                applied)
+            self.metrics.duplicates.labels(self.metrics.service, self.consumer.name).inc(
+                duplicates)
+
+    async def _apply_with_retries(self, item: tuple[Record, Envelope, Event]) -> None:
+        record, envelope, _event = item
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self._apply([item])
+                return
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("consumer.attempt_failed", consumer=self.consumer.name,
+                            event_id=envelope.event_id, attempt=attempt, error=error)
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.backoff * (2 ** (attempt - 1)))
+        await self.dead_letter(record, error, attempts=self.max_attempts,
+                               event_id=envelope.event_id)
+
+    async def dead_letter(
+        self, record: Record, reason: str, *, attempts: int, event_id: str | None = None
+    ) -> None:
+        """Send the original record to the consumer's dead-letter topic, with why."""
+        original = dict(record.headers)
+        headers = [
+            ("dlq.reason", reason[:2000].encode()),
+            ("dlq.consumer", self.consumer.name.encode()),
+            ("dlq.topic", original.get("dlq.topic", record.topic.encode())),
+            ("dlq.partition", original.get("dlq.partition", str(record.partition).encode())),
+            ("dlq.offset", original.get("dlq.offset", str(record.offset).encode())),
+            ("dlq.attempts", str(attempts).encode()),
+            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        if event_id:
+            headers.append(("dlq.event_id", event_id.encode()))
+        await self.producer.send_and_wait(
+            dead_letter_topic(self.consumer.name, self.prefix), value=record.value,
+            key=record.key, headers=headers,
+        )
+        self.dead_lettered += 1
+        if self.metrics:
+            self.metrics.dead_letters.labels(self.metrics.service, self.consumer.name).inc()
+        log.error("consumer.dead_lettered", consumer=self.consumer.name, reason=reason,
+                  topic=record.topic, partition=record.partition, offset=record.offset,
+                  event_id=event_id)

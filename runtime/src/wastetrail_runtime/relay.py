@@ -1,0 +1,148 @@
+"""The outbox relay: publishes committed outbox rows to Kafka in chain order.
+
+One chain is one (service, topic, partition), so publishing each chain's rows in
+``chain_seq`` order to that partition keeps Kafka's offset order equal to the hash-chain
+order. On PostgreSQL several relays may run: each chain is claimed with a transaction-level
+advisory lock, so two relays never publish the same chain at once. The producer is
+idempotent with ``acks=all``; a crash between publish and mark republishes the same
+records, which consumers drop by event id and auditors recognise as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import delete, func, select, text, update
+
+from wastetrail_runtime.logging import get_logger
+from wastetrail_runtime.metrics import Metrics
+from wastetrail_runtime.store import EventStore
+
+log = get_logger(__name__)
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all), the only kind the runtime uses."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        request_timeout_ms=30_000,
+    )
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to Kafka and marks them published."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.05,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.metrics = metrics
+        self.published = 0
+
+    async def run(self) -> None:
+        """Publish forever; survive broker outages by retrying with backoff."""
+        backoff = self.poll_seconds
+        while True:
+            try:
+                moved = await self.publish_pending()
+                backoff = self.poll_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or the database is away: retry later
+                log.warning("relay.retry", error=str(exc), backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if moved == 0:
+                self.store.outbox_signal.clear()
+                try:
+                    await asyncio.wait_for(self.store.outbox_signal.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch per chain that has pending rows; returns how many were sent."""
+        t = self.store.tables.outbox
+        async with self.store.db.session() as session:
+            chains = (
+                await session.execute(
+                    select(t.c.chain_id).where(t.c.published_at.is_(None)).group_by(t.c.chain_id)
+                )
+            ).scalars().all()
+        total = 0
+        for chain in chains:
+            total += await self._publish_chain(chain)
+        return total
+
+    async def _publish_chain(self, chain: str) -> int:
+        t = self.store.tables.outbox
+        async with self.store.db.session() as session, session.begin():
+            if self.store.db.is_postgres:
+                locked = (
+                    await session.execute(
+                        text("SELECT pg_try_advisory_xact_lock(:k)"),
+                        {"k": zlib.crc32(chain.encode()) & 0x7FFFFFFF},
+                    )
+                ).scalar()
+                if not locked:
+                    return 0  # another relay owns this chain right now
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.topic, t.c.partition, t.c.key, t.c.value)
+                    .where(t.c.chain_id == chain, t.c.published_at.is_(None))
+                    .order_by(t.c.chain_seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            if not rows:
+                return 0
+            futures = [
+                await self.producer.send(
+                    row.topic, value=row.value, key=row.key.encode(), partition=row.partition
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await session.execute(
+                update(t).where(t.c.id.in_([row.id for row in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        self.published += len(rows)
+        if self.metrics:
+            self.metrics.events_published.inc(len(rows))
+        return len(rows)
+
+    async def pending(self) -> int:
+        """How many outbox rows wait to be published."""
+        t = self.store.tables.outbox
+        async with self.store.db.session() as session:
+            return int(
+                (await session.execute(
+                    select(func.count()).select_from(t).where(t.c.published_at.is_(None))
+                )).scalar() or 0
+            )
+
+    async def purge_published(self, older_than: datetime) -> int:
+        """Delete published rows older than a time (the event store keeps the events)."""
+        t = self.store.tables.outbox
+        async with self.store.db.session() as session, session.begin():
+            result = await session.execute(
+                delete(t).where(t.c.published_at.is_not(None), t.c.published_at < older_than)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,243 @@
+"""Build a service's FastAPI app: database, migrations, relay, checkpoints, consumers,
+auth, problem details, logging with correlation ids, metrics and health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from wastetrail_runtime.checkpoints import Checkpointer
+from wastetrail_runtime.clock import Clock, SystemClock
+from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record
+from wastetrail_runtime.db import Database
+from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
+from wastetrail_runtime.metrics import Metrics
+from wastetrail_runtime.migrations import upgrade_to_head
+from wastetrail_runtime.problems import install_problem_handlers
+from wastetrail_runtime.relay import OutboxRelay, make_producer
+from wastetrail_runtime.settings import ServiceSettings
+from wastetrail_runtime.store import EventStore, ServiceMetadata
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service: its name, tables, migrations, HTTP routers and consumers."""
+
+    name: str
+    meta: ServiceMetadata
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    consumers: Callable[[ServiceRuntime], Sequence[Consumer]] | None = None
+    background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    title: str = ""
+    description: str = ""
+    create_all: bool = False  # tests only: skip Alembic and create the tables directly
+
+
+@dataclass
+class ServiceRuntime:
+    """Everything a running service shares; reachable as ``request.app.state.runtime``."""
+
+    settings: ServiceSettings
+    db: Database
+    store: EventStore
+    clock: Clock
+    metrics: Metrics
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    checkpointer: Checkpointer | None = None
+    runners: list[ConsumerRunner] = field(default_factory=list)
+    broker: KafkaBroker | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    kafka_ready: bool = False
+
+
+async def _start_producer(bootstrap: str, attempts: int = 60) -> AIOKafkaProducer:
+    for attempt in range(attempts):
+        producer = make_producer(bootstrap)
+        try:
+            await producer.start()
+            return producer
+        except Exception as exc:
+            await producer.stop()
+            log.warning("kafka.unavailable", attempt=attempt, error=str(exc))
+            await asyncio.sleep(min(0.5 * (attempt + 1), 5))
+    raise RuntimeError(f"Kafka at {bootstrap} did not answer")
+
+
+def _subscribe(broker: KafkaBroker, runner: ConsumerRunner, prefix: str) -> None:
+    topics = runner.consumer.topics(prefix)
+
+    async def on_batch(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        batch = raw if isinstance(raw, tuple | list) else (raw,)
+        records = [
+            Record(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key,
+                   value=r.value, headers=tuple((k, bytes(v)) for k, v in (r.headers or ())))
+            for r in batch
+        ]
+        await runner.process_batch(records)
+
+    broker.subscriber(
+        *topics, group_id=runner.consumer.name, auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK, batch=True, max_records=500, batch_timeout_ms=20,
+    )(on_batch)
+
+
+def build_service(
+    spec: ServiceSpec, settings: ServiceSettings, *, clock: Clock | None = None
+) -> FastAPI:
+    """The service's ASGI app; start-up migrates, starts the relay and the consumers."""
+    settings.service = settings.service or spec.name
+    configure_logging(spec.name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url())
+        if spec.create_all:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(spec.meta.metadata.create_all)
+        else:
+            await upgrade_to_head(spec.migrations, db.url)
+        the_clock = clock or SystemClock()
+        store = EventStore(db, spec.meta, spec.name, topic_prefix=settings.topic_prefix,
+                           clock=the_clock)
+        rt = ServiceRuntime(settings=settings, db=db, store=store, clock=the_clock,
+                            metrics=Metrics(spec.name))
+        app.state.runtime = rt
+        app.state.jwt_secret = settings.resolved_jwt_secret()
+        rt.tasks.append(asyncio.create_task(_connect_kafka(spec, rt)))
+        for job in spec.background:
+            rt.tasks.append(asyncio.create_task(job(rt)))
+        try:
+            yield
+        finally:
+            for task in rt.tasks:
+                task.cancel()
+            for task in rt.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if rt.broker is not None:
+                with contextlib.suppress(Exception):
+                    await rt.broker.stop()
+            if rt.producer is not None:
+                with contextlib.suppress(Exception):
+                    await rt.producer.stop()
+            await db.dispose()
+
+    app = FastAPI(title=spec.title or f"WasteTrail {spec.name}", description=spec.description,
+                  lifespan=lifespan, version="0.1.0")
+    install_problem_handlers(app)
+    _install_middleware(app, spec.name)
+    _install_health(app)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
+    """Connect to Kafka in the background so HTTP answers while the broker is away."""
+    settings = rt.settings
+    rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000)
+    if settings.run_relay:
+        rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
+                               poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
+        rt.tasks.append(asyncio.create_task(rt.relay.run()))
+        from wastetrail_contracts.keys import load_or_create_signing_key
+
+        key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
+        rt.checkpointer = Checkpointer(rt.store, key, key_id,
+                                       every_events=settings.checkpoint_every_events,
+                                       every_seconds=settings.checkpoint_every_seconds)
+        rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
+    consumers = spec.consumers(rt) if spec.consumers and settings.run_consumers else ()
+    if consumers:
+        broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        for consumer in consumers:
+            runner = ConsumerRunner(consumer, rt.store, rt.producer,
+                                    topic_prefix=settings.topic_prefix,
+                                    max_attempts=settings.consumer_max_attempts,
+                                    backoff_seconds=settings.consumer_backoff_seconds,
+                                    metrics=rt.metrics)
+            rt.runners.append(runner)
+            _subscribe(broker, runner, settings.topic_prefix)
+        await broker.start()
+        rt.broker = broker
+    rt.kafka_ready = True
+    log.info("service.kafka_ready", consumers=[c.name for c in consumers])
+
+
+def _install_middleware(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Any) -> Response:
+        correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+        token = correlation_id_var.set(correlation_id)
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        started = time.perf_counter()
+        try:
+            response: Response = await call_next(request)
+        finally:
+            correlation_id_var.reset(token)
+            structlog.contextvars.unbind_contextvars("correlation_id")
+        response.headers["x-correlation-id"] = correlation_id
+        rt: ServiceRuntime | None = getattr(request.app.state, "runtime", None)
+        if rt is not None:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            rt.metrics.http_latency.labels(service, request.method, path,
+                                           str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+
+def _install_health(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        rt: ServiceRuntime = request.app.state.runtime
+        checks = {"database": False, "kafka": rt.kafka_ready}
+        try:
+            async with rt.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception:  # noqa: S110 — reported below
+            pass
+        ok = all(checks.values())
+        import json
+
+        return Response(json.dumps({"ready": ok, "checks": checks}),
+                        status_code=200 if ok else 503, media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        rt: ServiceRuntime = request.app.state.runtime
+        if rt.relay is not None:
+            with contextlib.suppress(Exception):
+                rt.metrics.outbox_pending.set(await rt.relay.pending())
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    """The service runtime behind a request (for routers)."""
+    rt: ServiceRuntime = request.app.state.runtime
+    return rt

@@ -1,0 +1,1 @@
+"""Control of the local infrastructure (Kafka, PostgreSQL, topics) for dev, tests and demo."""
