@@ -1,0 +1,25 @@
+"""Fixtures for the runtime's own tests: the toy service's store on real PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import toy  # noqa: E402
+
+from wastetrail_runtime.db import Database  # noqa: E402
+from wastetrail_runtime.store import EventStore  # noqa: E402
+
+
+@pytest.fixture
+async def store(database_url: str, topic_prefix: str) -> AsyncIterator[EventStore]:
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(toy.meta.metadata.create_all)
+    yield EventStore(db, toy.meta, "collection", topic_prefix=topic_prefix)
+    await db.dispose()
