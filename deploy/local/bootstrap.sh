@@ -26,5 +26,6 @@ fi
 
 command -v java >/dev/null || { echo "bootstrap: installing Java 17"; apt_install openjdk-17-jre-headless; }
 command -v mvn >/dev/null || { echo "bootstrap: installing Maven"; apt_install maven; }
+command -v chromium >/dev/null || { echo "bootstrap: installing Chromium (browser tests)"; apt_install chromium; }
 bash deploy/local/postgres.sh install
 bash deploy/local/kafka.sh fetch

@@ -9,9 +9,9 @@ from typing import Any
 
 import jwt
 from fastapi import Request
-
 from wastetrail_contracts.enums import ActorKind, Role
 from wastetrail_contracts.envelope import Actor
+
 from wastetrail_runtime.problems import Problem
 
 ISSUER = "wastetrail"

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
-
 from wastetrail_contracts.envelope import SYSTEM_ACTOR
 from wastetrail_contracts.events.integrity import ChainCheckpoint
 from wastetrail_contracts.integrity import sign_checkpoint
+
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.store import EventStore
 

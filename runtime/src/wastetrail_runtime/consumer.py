@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
-
 from wastetrail_contracts import ContractError, Envelope, Event, decode, parse_payload
 from wastetrail_contracts.topics import dead_letter_topic, event_topic
+
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.store import EventStore, UnitOfWork

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -47,8 +48,12 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.05,
         metrics: Metrics | None = None,
+        after_publish: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
+        # Fault-injection point for tests: called after Kafka acknowledged a batch and
+        # before the batch is marked published (the window a crash must survive).
+        self.after_publish = after_publish
         self.producer = producer
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
@@ -119,6 +124,8 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
+            if self.after_publish is not None:
+                self.after_publish(len(rows))
             await session.execute(
                 update(t).where(t.c.id.in_([row.id for row in rows]))
                 .values(published_at=datetime.now(UTC))

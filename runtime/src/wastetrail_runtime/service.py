@@ -20,10 +20,11 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from wastetrail_contracts.topics import DLQ_RETENTION_MS, dead_letter_topic
 
 from wastetrail_runtime.checkpoints import Checkpointer
 from wastetrail_runtime.clock import Clock, SystemClock
-from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record
+from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_topic
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
@@ -32,6 +33,7 @@ from wastetrail_runtime.problems import install_problem_handlers
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
 from wastetrail_runtime.store import EventStore, ServiceMetadata
+from wastetrail_runtime.topics import catalog_topics, ensure_topics
 
 log = get_logger(__name__)
 
@@ -117,10 +119,11 @@ def build_service(
         else:
             await upgrade_to_head(spec.migrations, db.url)
         the_clock = clock or SystemClock()
+        metrics = Metrics(spec.name)
         store = EventStore(db, spec.meta, spec.name, topic_prefix=settings.topic_prefix,
-                           clock=the_clock)
+                           clock=the_clock, metrics=metrics)
         rt = ServiceRuntime(settings=settings, db=db, store=store, clock=the_clock,
-                            metrics=Metrics(spec.name))
+                            metrics=metrics)
         app.state.runtime = rt
         app.state.jwt_secret = settings.resolved_jwt_secret()
         rt.tasks.append(asyncio.create_task(_connect_kafka(spec, rt)))
@@ -144,6 +147,7 @@ def build_service(
 
     app = FastAPI(title=spec.title or f"WasteTrail {spec.name}", description=spec.description,
                   lifespan=lifespan, version="0.1.0")
+    app.state.settings = settings
     install_problem_handlers(app)
     _install_middleware(app, spec.name)
     _install_health(app)
@@ -156,6 +160,12 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     """Connect to Kafka in the background so HTTP answers while the broker is away."""
     settings = rt.settings
     rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000)
+    consumers = spec.consumers(rt) if spec.consumers and settings.run_consumers else ()
+    extra = [(name, 1, DLQ_RETENTION_MS) for c in consumers
+             for name in (retry_topic(c.name, settings.topic_prefix),
+                          dead_letter_topic(c.name, settings.topic_prefix))]
+    await ensure_topics(settings.kafka_bootstrap_servers,
+                        catalog_topics(settings.topic_prefix) + extra)
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
@@ -167,7 +177,6 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                        every_events=settings.checkpoint_every_events,
                                        every_seconds=settings.checkpoint_every_seconds)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
-    consumers = spec.consumers(rt) if spec.consumers and settings.run_consumers else ()
     if consumers:
         broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
         for consumer in consumers:

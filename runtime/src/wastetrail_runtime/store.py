@@ -26,7 +26,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     UniqueConstraint,
     func,
     insert,
@@ -39,15 +38,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import registry as orm_registry
 from sqlmodel.ext.asyncio.session import AsyncSession
-
 from wastetrail_contracts import Actor, Envelope, Event
 from wastetrail_contracts.codec import canonical_bytes, envelope_hash, payload_json
 from wastetrail_contracts.envelope import GENESIS_HASH, uuid7
 from wastetrail_contracts.integrity import chain_id
 from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, partition_for
+
 from wastetrail_runtime.clock import Clock, SystemClock
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var
+from wastetrail_runtime.metrics import Metrics
 
 
 class ConcurrencyConflict(Exception):
@@ -149,8 +149,10 @@ class EventStore:
         *,
         topic_prefix: str = "",
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.tables = meta.runtime
         self.service = service
         self.topic = event_topic(service, topic_prefix)
@@ -271,6 +273,8 @@ class UnitOfWork:
         self.committed = True
         if self._pending:
             self.store.appended += len(self._pending)
+            if self.store.metrics is not None:
+                self.store.metrics.events_appended.inc(len(self._pending))
             self.store.outbox_signal.set()
         return self.envelopes
 
