@@ -10,10 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import toy  # noqa: E402
-
-from wastetrail_runtime.db import Database  # noqa: E402
-from wastetrail_runtime.store import EventStore  # noqa: E402
+import toy
+from wastetrail_runtime.db import Database
+from wastetrail_runtime.store import EventStore
 
 
 @pytest.fixture

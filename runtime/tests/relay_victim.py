@@ -11,11 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import toy  # noqa: E402
-
-from wastetrail_runtime.db import Database  # noqa: E402
-from wastetrail_runtime.relay import OutboxRelay, make_producer  # noqa: E402
-from wastetrail_runtime.store import EventStore  # noqa: E402
+import toy
+from wastetrail_runtime.db import Database
+from wastetrail_runtime.relay import OutboxRelay, make_producer
+from wastetrail_runtime.store import EventStore
 
 
 def _die(_count: int) -> None:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 import toy
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.topics import dead_letter_topic, event_topic
 from wastetrail_runtime.consumer import ConsumerRunner, Record
@@ -114,8 +113,9 @@ async def test_poison_event_goes_to_dead_letters_and_the_rest_moves_on(
 async def test_dlq_replay_command_re_drives_through_the_retry_topic(
     store: EventStore, producer: AIOKafkaProducer, topic_prefix: str, kafka_bootstrap: str
 ) -> None:
-    from wastetrail.dlq import list_dead_letters, replay_dead_letters
     from wastetrail_runtime.consumer import retry_topic
+
+    from wastetrail.dlq import list_dead_letters, replay_dead_letters
 
     await ensure_topics(kafka_bootstrap, [
         (dead_letter_topic("toy.collection", topic_prefix), 1, -1),

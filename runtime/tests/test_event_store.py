@@ -7,7 +7,6 @@ import asyncio
 import pytest
 import toy
 from sqlalchemy import func, select
-
 from wastetrail_contracts import SYSTEM_ACTOR, decode
 from wastetrail_contracts.codec import envelope_hash
 from wastetrail_contracts.envelope import GENESIS_HASH

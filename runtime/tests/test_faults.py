@@ -19,14 +19,14 @@ import pytest
 import toy
 from aiokafka import AIOKafkaProducer
 from test_consumer import _read_all, _runner, _times
-
-from wastetrail.devstack.infra import DEPLOY, ROOT
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.topics import event_topic
 from wastetrail_runtime.consumer import Record
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.store import EventStore
 from wastetrail_runtime.topics import ensure_topics
+
+from wastetrail.devstack.infra import DEPLOY, ROOT
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent

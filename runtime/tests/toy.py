@@ -7,7 +7,6 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from sqlmodel import Field, SQLModel, select
-
 from wastetrail_contracts.enums import CommuneClass, CustomerClass, GeneratorKind, Role
 from wastetrail_contracts.events.collection import GeneratorRegistered
 from wastetrail_runtime import (

@@ -14,7 +14,8 @@ from wastetrail.devstack import infra, processes
 
 app = typer.Typer(help="WasteTrail: trace household waste from household to treatment.",
                   no_args_is_help=True)
-dlq_app = typer.Typer(help="Dead letters: inspect and re-drive poison events.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: inspect and re-drive poison events.",
+                      no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens for the HTTP APIs.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(token_app, name="token")
@@ -28,7 +29,9 @@ except ImportError:  # pragma: no cover — the audit package is part of the wor
 
 
 @app.command()
-def up(services: Annotated[bool, typer.Option(help="Also start the four services")] = True) -> None:
+def up(
+    services: Annotated[bool, typer.Option(help="Also start the four services")] = True,
+) -> None:
     """Start Kafka, PostgreSQL, the topics, the VNPay sandbox and the services (idempotent)."""
     from wastetrail_runtime.topics import ensure_topics
 
@@ -65,7 +68,8 @@ def down() -> None:
 def status() -> None:
     """What runs."""
     typer.echo(f"kafka      {'up' if infra.kafka_answers() else 'down'} {infra.KAFKA_BOOTSTRAP}")
-    typer.echo(f"postgres   {'up' if infra.postgres_answers() else 'down'} 127.0.0.1:{infra.PG_PORT}")
+    pg = "up" if infra.postgres_answers() else "down"
+    typer.echo(f"postgres   {pg} 127.0.0.1:{infra.PG_PORT}")
     for name in (*processes.SERVICES, "vnpay-sandbox"):
         pid = processes.running(name)
         typer.echo(f"{name:<10} {'up (pid ' + str(pid) + ')' if pid else 'down'}")

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
 from wastetrail_contracts.topics import CONSUMERS, dead_letter_topic
 from wastetrail_runtime.consumer import retry_topic
 

@@ -117,8 +117,8 @@ class ConsumerRunner:
             except Exception as exc:
                 log.info("consumer.batch_fallback", consumer=self.consumer.name,
                          size=len(decoded), error=str(exc))
-        for item in decoded:
-            await self._apply_with_retries(item)
+        for one in decoded:
+            await self._apply_with_retries(one)
 
     async def process(self, record: Record) -> None:
         """Apply one record."""

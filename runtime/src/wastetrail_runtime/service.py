@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     consumers: Callable[[ServiceRuntime], Sequence[Consumer]] | None = None
-    background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     title: str = ""
     description: str = ""
     create_all: bool = False  # tests only: skip Alembic and create the tables directly

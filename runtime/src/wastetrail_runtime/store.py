@@ -251,7 +251,8 @@ class UnitOfWork:
         whatever the handler changes.
         """
         t = self.store.tables.processed
-        values = {"consumer": consumer, "event_id": event_id, "processed_at": self.store.clock.now()}
+        values = {"consumer": consumer, "event_id": event_id,
+                  "processed_at": self.store.clock.now()}
         if self.store.db.is_postgres:
             stmt: Any = pg_insert(t).values(**values).on_conflict_do_nothing()
         else:
