@@ -223,14 +223,35 @@ class UnitOfWork:
         expected_version: int | None = None,
         occurred_at: datetime | None = None,
     ) -> None:
-        """Queue events for a stream; a stale ``expected_version`` raises ConcurrencyConflict."""
-        current = await self.stream_version(stream_id)
+        """Queue events for a stream; a stale ``expected_version`` raises ConcurrencyConflict.
+
+        A new stream (``expected_version=0``) needs no read: if another writer created it
+        first, the unique (stream_id, stream_version) key refuses this commit instead.
+        """
+        if expected_version == 0 and stream_id not in self._versions:
+            current = 0
+        else:
+            current = await self.stream_version(stream_id)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyConflict(stream_id, expected_version, current)
         when = occurred_at or self.store.clock.now()
         for offset, event in enumerate(events, start=1):
             self._pending.append(_Pending(stream_id, current + offset, event, actor, when))
         self._versions[stream_id] = current + len(events)
+
+    async def prefetch_versions(self, stream_ids: Sequence[str]) -> None:
+        """Read many streams' versions in one query (batch handlers call this first)."""
+        wanted = [sid for sid in set(stream_ids) if sid not in self._versions]
+        if not wanted:
+            return
+        t = self.store.tables.events
+        rows = await self.session.execute(
+            select(t.c.stream_id, func.max(t.c.stream_version))
+            .where(t.c.stream_id.in_(wanted)).group_by(t.c.stream_id)
+        )
+        found = {row[0]: int(row[1]) for row in rows}
+        for sid in wanted:
+            self._versions[sid] = found.get(sid, 0)
 
     async def record_in_partition(
         self, stream_id: str, partition: int, events: Sequence[Event], *, actor: Actor
