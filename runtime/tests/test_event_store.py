@@ -33,15 +33,21 @@ async def test_concurrent_appends_to_one_stream_one_wins(store: EventStore) -> N
     assert stream[0].payload["name"] == winners[0]
 
 
-async def test_stale_expected_version_is_rejected_before_commit(store: EventStore) -> None:
+async def test_stale_expected_version_is_rejected(store: EventStore) -> None:
     async with store.unit_of_work() as uow:
         await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR, expected_version=0)
         await uow.commit()
     async with store.unit_of_work() as uow:
-        with pytest.raises(ConcurrencyConflict) as err:
+        with pytest.raises(ConcurrencyConflict):
             await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR,
                              expected_version=0)
+            await uow.commit()  # a new-stream claim is checked by the unique key here
+    async with store.unit_of_work() as uow:
+        with pytest.raises(ConcurrencyConflict) as err:
+            await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR,
+                             expected_version=2)
     assert err.value.actual == 1
+    assert [e.stream_version for e in await store.stream("g-1")] == [1]
 
 
 async def test_events_form_a_hash_chain_and_reach_the_outbox(store: EventStore) -> None:
