@@ -1,0 +1,1 @@
+"""The transfer service's adapters: its own tables."""

@@ -1,0 +1,1 @@
+"""The transfer service's entrypoints: HTTP API and Kafka consumers."""

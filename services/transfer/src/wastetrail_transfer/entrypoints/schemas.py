@@ -1,0 +1,96 @@
+"""Request bodies of the HTTP API: constrained fields, so bad input is a 422 naming the field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from wastetrail_contracts.base import Code, CommuneCode, Id, PositiveGrams, TotalGrams
+from wastetrail_contracts.enums import Category
+
+T = TypeVar("T")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+
+
+def _unique(values: list[Category]) -> list[Category]:
+    if len(set(values)) != len(values):
+        raise ValueError("a category appears twice")
+    return values
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused so a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationIn(Body):
+    """Register a station."""
+
+    station_id: Id
+    name: Name
+    commune: CommuneCode
+    capacity_grams: TotalGrams
+    categories: Annotated[list[Category], Field(min_length=1), AfterValidator(_unique)]
+
+
+class WeighInIn(Body):
+    """A loaded vehicle on the bridge."""
+
+    trip_id: Id
+    vehicle_id: Id
+    gross_grams: PositiveGrams
+
+
+class WeighOutIn(Body):
+    """The empty vehicle on the bridge; omit ``tare_grams`` when it left without weighing out."""
+
+    tare_grams: PositiveGrams | None = None
+
+
+class DirectHaulIn(Body):
+    """The trip goes straight to this plant."""
+
+    plant_id: Id
+
+
+class BatchIn(Body):
+    """Open a batch for one category."""
+
+    category: Category
+
+
+class AllocationIn(Body):
+    """Put a trip into a batch: ``grams`` of it, or all that is left of it when omitted."""
+
+    trip_id: Id
+    grams: PositiveGrams | None = None
+
+
+class SealIn(Body):
+    """The seal put on the container."""
+
+    seal_number: Code
+
+
+class DispatchIn(Body):
+    """Where the sealed batch goes, on which vehicle, weighing how much when it left."""
+
+    plant_id: Id
+    vehicle_id: Id
+    dispatched_grams: PositiveGrams | None = None
+
+
+class ClearAlertIn(Body):
+    """Why an alert is closed by hand (after investigating a weight mismatch)."""
+
+    resolution: Name
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    limit: int
+    offset: int
