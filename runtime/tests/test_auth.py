@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-
 from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import Principal, decode_token, issue_token, require
 from wastetrail_runtime.problems import Problem, install_problem_handlers
@@ -66,7 +65,6 @@ async def test_households_see_only_their_own_account(client: httpx.AsyncClient) 
 
 
 async def test_missing_forged_and_expired_tokens_are_401(client: httpx.AsyncClient) -> None:
-    missing = await client.get("/scan")
     forged = issue_token("another-secret-of-sufficient-length-xyz", "x", Role.COLLECTOR)
     expired = issue_token(SECRET, "x", Role.COLLECTOR, ttl=timedelta(seconds=1),
                           now=datetime.now(UTC) - timedelta(hours=1))

@@ -38,9 +38,9 @@ async def test_stale_expected_version_is_rejected(store: EventStore) -> None:
         await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR, expected_version=0)
         await uow.commit()
     async with store.unit_of_work() as uow:
+        await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR,
+                         expected_version=0)
         with pytest.raises(ConcurrencyConflict):
-            await uow.record("g-1", [toy.generator("g-1")], actor=SYSTEM_ACTOR,
-                             expected_version=0)
             await uow.commit()  # a new-stream claim is checked by the unique key here
     async with store.unit_of_work() as uow:
         with pytest.raises(ConcurrencyConflict) as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -11,8 +12,15 @@ from pydantic import JsonValue, ValidationError
 
 from wastetrail_contracts.base import Event
 from wastetrail_contracts.envelope import Envelope
-from wastetrail_contracts.events import billing, collection, custody, epr, integrity
-from wastetrail_contracts.events import transfer, treatment
+from wastetrail_contracts.events import (
+    billing,
+    collection,
+    custody,
+    epr,
+    integrity,
+    transfer,
+    treatment,
+)
 
 E = TypeVar("E", bound=Event)
 JsonObject = dict[str, JsonValue]
@@ -54,14 +62,34 @@ REGISTRY: dict[tuple[str, int], type[Event]] = {
 }
 LATEST_VERSION: dict[str, int] = {}
 for _cls in ALL_EVENTS:
-    LATEST_VERSION[_cls.event_type] = max(LATEST_VERSION.get(_cls.event_type, 0), _cls.schema_version)
+    LATEST_VERSION[_cls.event_type] = max(
+        LATEST_VERSION.get(_cls.event_type, 0), _cls.schema_version
+    )
 
 # (type, from_version) → function turning a payload of that version into from_version + 1.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
+def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Decorator: register the function that turns ``from_version`` payloads into the next.
+
+    When a model's ``schema_version`` is raised, its module registers one upcaster per older
+    version, so consumers keep reading events written years ago.
+    """
+
+    def register(fn: Upcaster) -> Upcaster:
+        UPCASTERS[(event_type, from_version)] = fn
+        return fn
+
+    return register
+
+
 def canonical_bytes(obj: Mapping[str, object]) -> bytes:
-    """The canonical encoding: JSON, keys sorted, UTF-8, no insignificant whitespace."""
+    """The canonical encoding: JSON, keys sorted, UTF-8, no insignificant whitespace.
+
+    Non-ASCII text is written as UTF-8, not as ``\\u`` escapes; integers as digits;
+    floats in Python's shortest round-trip form. NaN and infinities are refused.
+    """
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -83,18 +111,77 @@ def encode(envelope: Envelope) -> bytes:
     return canonical_bytes(envelope_to_json(envelope))
 
 
-def decode(data: bytes) -> Envelope:
-    """Wire bytes → envelope; raises InvalidEnvelope with the reason."""
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity, which JSON cannot carry back
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # Parsers disagree on which of two equal keys wins; a tamper-evident log must not be
+    # read differently by the producer, the consumer and the auditor.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return obj
+
+
+def load_json_object(data: bytes) -> JsonObject:
+    """Wire bytes → the raw JSON object (no schema check); what auditors hash.
+
+    Raises InvalidEnvelope for bytes that are not one strict JSON object: invalid UTF-8,
+    NaN/Infinity, duplicate keys, or text that cannot be re-encoded as UTF-8.
+    """
     try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw: object = json.loads(
+            data,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEnvelope(f"not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise InvalidEnvelope("not a JSON object")
+    if b"\\u" in data:
+        # Escapes may smuggle in a lone surrogate, which has no UTF-8 form and so no hash.
+        try:
+            canonical_bytes(raw)
+        except ValueError as exc:
+            raise InvalidEnvelope(f"not encodable as UTF-8: {exc}") from exc
+    return raw
+
+
+def envelope_from_json(raw: Mapping[str, object]) -> Envelope:
+    """A raw JSON object → a validated envelope; raises InvalidEnvelope with the reason."""
     try:
         return Envelope.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidEnvelope(f"envelope: {_first_error(exc)}") from exc
+        raise InvalidEnvelope(f"envelope: {describe_error(exc)}") from exc
+
+
+def decode(data: bytes) -> Envelope:
+    """Wire bytes → envelope; raises InvalidEnvelope with the reason.
+
+    The payload is not parsed here (see parse_payload), so a consumer can route an
+    unknown type to its dead-letter topic with the envelope's identity intact.
+    """
+    return envelope_from_json(load_json_object(data))
+
+
+def decode_event(data: bytes) -> tuple[Envelope, Event]:
+    """Wire bytes → (envelope, payload model); raises a ContractError subclass."""
+    envelope = decode(data)
+    return envelope, parse_payload(envelope)
 
 
 def payload_json(event: Event) -> JsonObject:
@@ -114,23 +201,35 @@ def model_for(event_type: str, schema_version: int) -> type[Event]:
     return REGISTRY[(event_type, latest)]
 
 
+def upcast(event_type: str, schema_version: int, payload: Mapping[str, JsonValue]) -> JsonObject:
+    """Bring an older payload up to the latest version through the registered upcasters."""
+    cls = model_for(event_type, schema_version)
+    current: JsonObject = dict(payload)
+    version = schema_version
+    while version < cls.schema_version:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise UnknownEventType(
+                f"{event_type} schema version {version} has no upcaster to {version + 1}"
+            )
+        try:
+            current = step(dict(current))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidPayload(
+                f"{event_type}: upcasting version {version} failed: {exc!r}"
+            ) from exc
+        version += 1
+    return current
+
+
 def parse_payload(envelope: Envelope) -> Event:
     """The envelope's payload as its (latest) model, upcasting older versions."""
     cls = model_for(envelope.type, envelope.schema_version)
-    payload: JsonObject = dict(envelope.payload)
-    version = envelope.schema_version
-    while version < cls.schema_version:
-        upcast = UPCASTERS.get((envelope.type, version))
-        if upcast is None:
-            raise UnknownEventType(
-                f"{envelope.type} schema version {version} has no upcaster to {version + 1}"
-            )
-        payload = upcast(payload)
-        version += 1
+    payload = upcast(envelope.type, envelope.schema_version, envelope.payload)
     try:
         return cls.model_validate(payload)
     except ValidationError as exc:
-        raise InvalidPayload(f"{envelope.type}: {_first_error(exc)}") from exc
+        raise InvalidPayload(f"{envelope.type}: {describe_error(exc)}") from exc
 
 
 def payload_as(envelope: Envelope, cls: type[E]) -> E:
@@ -141,11 +240,16 @@ def payload_as(envelope: Envelope, cls: type[E]) -> E:
     return event
 
 
-def _first_error(exc: ValidationError) -> str:
+def describe_error(exc: ValidationError) -> str:
+    """The first errors as ``field: message`` (cross-field errors already name their field)."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            loc = ".".join(str(p) for p in err["loc"])
+            parts.append(f"{loc}: {msg}")
+        else:
+            parts.append(msg)
     return "; ".join(parts)
 
 

@@ -90,6 +90,7 @@ class ActorKind(StrEnum):
 class AlertKind(StrEnum):
     """Custody gaps and anomalies that must be chased."""
 
+    LOAD_NOT_RECEIVED = "load_not_received"  # suspected illegal dumping (điểm đen)
     TRIP_NOT_WEIGHED = "trip_not_weighed"
     TRIP_WEIGHT_MISMATCH = "trip_weight_mismatch"
     BATCH_NOT_RECEIVED = "batch_not_received"
@@ -122,6 +123,16 @@ class PaymentChannel(StrEnum):
     VNPAY = "vnpay"
     CASH = "cash"
     BANK_TRANSFER = "bank_transfer"
+
+
+class ClaimRejection(StrEnum):
+    """Why a deposit claim will not be paid."""
+
+    MATERIAL_REFUSED = "material_refused"
+    NOT_RECYCLED = "not_recycled"
+    DUPLICATE_CLAIM = "duplicate_claim"
+    OVER_MARKET = "over_market"
+    OTHER = "other"
 
 
 class CustodySite(StrEnum):

@@ -7,14 +7,23 @@ import time
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
 
-from wastetrail_contracts.base import Code, Sha256Hex, UtcDatetime
+from wastetrail_contracts.base import ChainId, Code, Sha256Hex, UtcDatetime
 from wastetrail_contracts.enums import ActorKind, Role
 
 GENESIS_HASH = "0" * 64
 ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
 EventType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
+Version = Annotated[int, Strict(), Field(ge=1, le=2**53)]
 UuidStr = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
@@ -42,6 +51,14 @@ class Actor(BaseModel):
     id: Code
     role: Role
 
+    @model_validator(mode="after")
+    def _system_is_system(self) -> Actor:
+        # The system never acts in a person's role (it would pass for one in the audit trail).
+        # The converse is allowed: a service token may carry the system role on an operator.
+        if self.kind is ActorKind.SYSTEM and self.role is not Role.SYSTEM:
+            raise ValueError("role: a system actor acts in the system role")
+        return self
+
 
 SYSTEM_ACTOR = Actor(kind=ActorKind.SYSTEM, id="system", role=Role.SYSTEM)
 
@@ -55,21 +72,30 @@ class Envelope(BaseModel):
     over the canonical encoding of every other field (see codec.canonical_bytes).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     event_id: UuidStr
     type: EventType
-    schema_version: int = Field(ge=1)
+    schema_version: Version
     service: ServiceName
     stream_id: Code
-    stream_version: int = Field(ge=1)
+    stream_version: Version
     occurred_at: UtcDatetime
     recorded_at: UtcDatetime
     actor: Actor
     correlation_id: Code
     causation_id: Code | None = None
     payload: dict[str, JsonValue]
-    chain_id: Code
-    chain_seq: int = Field(ge=1)
+    chain_id: ChainId
+    chain_seq: Version
     prev_hash: Sha256Hex
     hash: Sha256Hex
+
+    @model_validator(mode="after")
+    def _chain_fields(self) -> Envelope:
+        if (self.chain_seq == 1) != (self.prev_hash == GENESIS_HASH):
+            raise ValueError("prev_hash: is the genesis hash exactly when chain_seq is 1")
+        # A chain belongs to the service that writes it (integrity.chain_id).
+        if not self.chain_id.startswith(f"{self.service}:"):
+            raise ValueError("chain_id: must be a chain of the producing service")
+        return self

@@ -84,6 +84,32 @@ CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# Which event types each service writes to its own topic: a type, or "prefix.*". The
+# treatment service weighs direct-haul trips itself, so it also writes trip_weighed; every
+# service signs its chains, so every topic carries checkpoints.
+PUBLISHES: dict[str, tuple[str, ...]] = {
+    "collection": ("collection.*", "integrity.chain_checkpoint"),
+    "transfer": ("transfer.*", "custody.*", "integrity.chain_checkpoint"),
+    "treatment": (
+        "treatment.*",
+        "transfer.trip_weighed",
+        "custody.*",
+        "integrity.chain_checkpoint",
+    ),
+    "billing": ("billing.*", "epr.*", "integrity.chain_checkpoint"),
+}
+
+
+def publishes(service: str, event_type: str) -> bool:
+    """Whether ``service`` may write events of ``event_type`` (see PUBLISHES)."""
+    for pattern in PUBLISHES.get(service, ()):
+        if pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
 def event_topic(service: str, prefix: str = "") -> str:
     """The event topic a service writes to."""
     return EVENT_TOPICS[service].qualified(prefix)

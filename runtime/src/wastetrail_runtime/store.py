@@ -39,7 +39,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import registry as orm_registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor, Envelope, Event
-from wastetrail_contracts.codec import canonical_bytes, envelope_hash, payload_json
+from wastetrail_contracts.chain import seal_envelope
+from wastetrail_contracts.codec import encode, payload_json
 from wastetrail_contracts.envelope import GENESIS_HASH, uuid7
 from wastetrail_contracts.integrity import chain_id
 from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, partition_for
@@ -338,18 +339,19 @@ class UnitOfWork:
                     "chain_seq": seq,
                     "prev_hash": prev_hash,
                 }
-                fields["hash"] = envelope_hash(fields)
-                prev_hash = fields["hash"]
-                value = canonical_bytes(fields)
-                self.envelopes.append(Envelope.model_validate(fields))
+                # The contracts' sealing: validated, normalised, hashed exactly as encoded.
+                envelope = seal_envelope(fields)
+                prev_hash = envelope.hash
+                value = encode(envelope)
+                self.envelopes.append(envelope)
                 event_rows.append({
-                    "event_id": fields["event_id"], "stream_id": item.stream_id,
-                    "stream_version": item.stream_version, "type": fields["type"],
+                    "event_id": envelope.event_id, "stream_id": item.stream_id,
+                    "stream_version": item.stream_version, "type": envelope.type,
                     "chain_id": chain, "chain_seq": seq, "envelope": value,
                     "recorded_at": recorded_at,
                 })
                 outbox_rows.append({
-                    "event_id": fields["event_id"], "chain_id": chain, "chain_seq": seq,
+                    "event_id": envelope.event_id, "chain_id": chain, "chain_seq": seq,
                     "topic": store.topic, "partition": partition, "key": item.stream_id,
                     "value": value,
                 })

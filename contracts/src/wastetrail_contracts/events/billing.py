@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,10 +10,12 @@ from pydantic import Field, model_validator
 from wastetrail_contracts.base import (
     Code,
     CommuneCode,
+    Day,
     Dong,
     Event,
     Id,
     Period,
+    PositiveDong,
     Sha256Hex,
     SignedDong,
     Text,
@@ -53,7 +55,17 @@ class TariffPublished(Event):
     label: Text
     document_json: str = Field(max_length=1_000_000)
     document_sha256: Sha256Hex
-    effective_from: tuple[date, ...] = Field(min_length=1)
+    effective_from: tuple[Day, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _document_matches(self) -> TariffPublished:
+        # Auditors recompute fees from document_json, so the digest must be of those bytes.
+        digest = hashlib.sha256(self.document_json.encode("utf-8")).hexdigest()
+        if digest != self.document_sha256:
+            raise ValueError("document_sha256: is not the SHA-256 of document_json")
+        if any(a >= b for a, b in zip(self.effective_from, self.effective_from[1:], strict=False)):
+            raise ValueError("effective_from: dates must be strictly increasing")
+        return self
 
 
 class InvoiceLine(Value):
@@ -62,10 +74,10 @@ class InvoiceLine(Value):
     category: Category
     component: CostComponent
     basis: Code
-    quantity: int = Field(ge=0)
+    quantity: TotalGrams  # grams, litres, bags or months, as ``unit`` says
     unit: Code
     amount: Dong
-    tariff_version: date
+    tariff_version: Day
 
 
 class InvoiceIssued(Event):
@@ -102,7 +114,7 @@ class PaymentInitiated(Event):
     payment_id: Id
     invoice_id: Id
     account_id: Id
-    amount: Dong
+    amount: PositiveDong
     channel: PaymentChannel
     txn_ref: Code
     initiated_at: UtcDatetime
@@ -116,11 +128,18 @@ class PaymentSucceeded(Event):
     payment_id: Id
     invoice_id: Id
     account_id: Id
-    amount: Dong
+    amount: PositiveDong
     channel: PaymentChannel
     gateway_transaction_no: Code | None = None
     bank_code: Code | None = None
     paid_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _gateway_reference(self) -> PaymentSucceeded:
+        # Only a verified IPN marks a VNPay bill paid; its transaction number is the proof.
+        if self.channel is PaymentChannel.VNPAY and self.gateway_transaction_no is None:
+            raise ValueError("gateway_transaction_no: required for a VNPay payment")
+        return self
 
 
 class PaymentFailed(Event):
@@ -131,7 +150,7 @@ class PaymentFailed(Event):
     payment_id: Id
     invoice_id: Id
     account_id: Id
-    amount: Dong
+    amount: PositiveDong
     response_code: Code
     transaction_status: Code
     failed_at: UtcDatetime
@@ -145,7 +164,7 @@ class PaymentRefunded(Event):
     payment_id: Id
     invoice_id: Id
     account_id: Id
-    amount: Dong
+    amount: PositiveDong
     refund_ref: Code
     refunded_at: UtcDatetime
 
@@ -160,9 +179,20 @@ class OperatingCostRecorded(Event):
     component: CostComponent
     driver: Literal["trip_km", "station_tonne", "plant_tonne", "overhead"]
     method: TreatmentMethod | None = None
-    quantity: int = Field(ge=0)
+    quantity: TotalGrams  # km, or grams (per tonne drivers), or 1 for overhead
     amount: Dong
     description: Text = ""
+
+    @model_validator(mode="after")
+    def _driver_fits_component(self) -> OperatingCostRecorded:
+        # Treatment is costed per plant tonne by method; the other components have no method.
+        if (self.driver == "plant_tonne") != (self.component is CostComponent.TREATMENT):
+            raise ValueError("driver: plant_tonne is the driver of the treatment component")
+        if (self.driver == "overhead") != (self.component is CostComponent.OVERHEAD):
+            raise ValueError("driver: overhead is the driver of the overhead component")
+        if (self.method is None) == (self.component is CostComponent.TREATMENT):
+            raise ValueError("method: required for treatment costs and only for them")
+        return self
 
 
 class Posting(Value):
@@ -185,9 +215,16 @@ class LedgerEntryPosted(Event):
 
     @model_validator(mode="after")
     def _balanced(self) -> LedgerEntryPosted:
+        if any(p.amount == 0 for p in self.postings):
+            raise ValueError("postings: a posting of 0 đồng moves nothing")
         if sum(p.amount for p in self.postings) != 0:
             raise ValueError("postings: debits and credits must balance")
         return self
+
+    @property
+    def debits(self) -> int:
+        """The entry's size: the sum of its debits (which equals the sum of its credits)."""
+        return sum(p.amount for p in self.postings if p.amount > 0)
 
 
 EVENTS: tuple[type[Event], ...] = (

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from wastetrail_contracts.base import (
+    MAX_GRAMS,
     Code,
     CommuneCode,
+    Count,
     Event,
     Grams,
     Id,
@@ -42,9 +44,25 @@ class GeneratorRegistered(Event):
     commune_class: CommuneClass
     customer_class: CustomerClass
     address: Text = ""
-    members: int = Field(default=1, ge=1, le=10_000)
+    members: Annotated[int, Strict(), Field(ge=1, le=10_000)] = 1
     tag_ids: tuple[Code, ...] = ()
     active: bool = True
+
+    @model_validator(mode="after")
+    def _class_fits_kind(self) -> GeneratorRegistered:
+        # An organisation is never billed as a household; a household may run a small
+        # business (hộ kinh doanh) and be billed as one.
+        if self.kind is GeneratorKind.ORGANISATION and (
+            self.customer_class is CustomerClass.HOUSEHOLD
+        ):
+            raise ValueError("customer_class: an organisation cannot be billed as a household")
+        if self.kind is GeneratorKind.HOUSEHOLD and (
+            self.customer_class is CustomerClass.ORGANISATION
+        ):
+            raise ValueError("customer_class: a household cannot be billed as an organisation")
+        if len(set(self.tag_ids)) != len(self.tag_ids):
+            raise ValueError("tag_ids: a tag appears twice")
+        return self
 
 
 class GeneratorStatusChanged(Event):
@@ -89,6 +107,14 @@ class VehicleRegistered(Event):
     capacity_grams: PositiveGrams
     registered_tare_grams: PositiveGrams
 
+    @model_validator(mode="after")
+    def _fits_on_a_road(self) -> VehicleRegistered:
+        if self.capacity_grams + self.registered_tare_grams > MAX_GRAMS:
+            raise ValueError(
+                f"capacity_grams: capacity + tare exceeds the physical maximum {MAX_GRAMS} g"
+            )
+        return self
+
 
 class DeviceRegistered(Event):
     """A collector's scanning device."""
@@ -112,6 +138,12 @@ class TripStarted(Event):
     route: Text = ""
     started_at: UtcDatetime
 
+    @model_validator(mode="after")
+    def _crew_unique(self) -> TripStarted:
+        if len(set(self.crew)) != len(self.crew):
+            raise ValueError("crew: a crew member appears twice")
+        return self
+
 
 class LoadCollected(Event):
     """One scanned pickup: a generator's sorted waste put into a trip's vehicle.
@@ -130,7 +162,7 @@ class LoadCollected(Event):
     category: Category
     measure: Literal["scale", "bag", "volume"]
     grams: PositiveGrams
-    litres: int | None = Field(default=None, gt=0, le=100_000)
+    litres: Annotated[int, Strict(), Field(gt=0, le=100_000)] | None = None
     bag_size: Code | None = None
     collected_at: UtcDatetime
     latitude: Latitude | None = None
@@ -160,6 +192,7 @@ class LoadRefused(Event):
     generator_id: Id
     commune: CommuneCode
     reason: RefusalReason
+    category: Category | None = None  # what the household declared, if anything
     note: Text = ""
     photo_sha256: Sha256Hex | None = None
     refused_at: UtcDatetime
@@ -176,8 +209,17 @@ class TripClosed(Event):
     vehicle_id: Id
     declared_total_grams: Grams
     scanned_total_grams: TotalGrams
-    load_count: int = Field(ge=0)
+    load_count: Count
     closed_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _scans_add_up(self) -> TripClosed:
+        # Every load weighs at least one gram, so n loads weigh at least n grams.
+        if self.scanned_total_grams < self.load_count:
+            raise ValueError("scanned_total_grams: less than one gram per scanned load")
+        if self.load_count == 0 and self.scanned_total_grams != 0:
+            raise ValueError("scanned_total_grams: must be 0 when no load was scanned")
+        return self
 
 
 EVENTS: tuple[type[Event], ...] = (

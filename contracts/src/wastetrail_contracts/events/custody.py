@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from wastetrail_contracts.base import Event, Id, Text, TotalGrams, UtcDatetime
+from pydantic import model_validator
+
+from wastetrail_contracts.base import CommuneCode, Event, Id, Text, TotalGrams, UtcDatetime
 from wastetrail_contracts.enums import AlertKind
 
 SubjectKind = Literal["load", "trip", "batch", "receipt", "plant"]
+
+# What each kind of alert is about; a mismatch means the raiser mixed up its ids.
+ALERT_SUBJECTS: dict[AlertKind, frozenset[str]] = {
+    AlertKind.LOAD_NOT_RECEIVED: frozenset({"load"}),
+    AlertKind.TRIP_NOT_WEIGHED: frozenset({"trip"}),
+    AlertKind.TRIP_WEIGHT_MISMATCH: frozenset({"trip"}),
+    AlertKind.BATCH_NOT_RECEIVED: frozenset({"batch"}),
+    AlertKind.RECEIPT_DISCREPANCY: frozenset({"receipt", "batch", "trip"}),
+    AlertKind.PLANT_OVER_CAPACITY: frozenset({"plant"}),
+}
+# Alerts about weights must say which weights disagreed.
+WEIGHT_ALERTS = frozenset({AlertKind.TRIP_WEIGHT_MISMATCH, AlertKind.RECEIPT_DISCREPANCY})
+
+
+def _check_subject(kind: AlertKind, subject_kind: str) -> None:
+    allowed = ALERT_SUBJECTS[kind]
+    if subject_kind not in allowed:
+        raise ValueError(
+            f"subject_kind: a {kind.value} alert is about {' or '.join(sorted(allowed))}"
+        )
 
 
 class CustodyAlertRaised(Event):
@@ -23,6 +45,18 @@ class CustodyAlertRaised(Event):
     expected_grams: TotalGrams | None = None
     observed_grams: TotalGrams | None = None
     raised_at: UtcDatetime
+    commune: CommuneCode | None = None  # where the subject came from, for commune reports
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CustodyAlertRaised:
+        _check_subject(self.kind, self.subject_kind)
+        if self.kind in WEIGHT_ALERTS and (
+            self.expected_grams is None or self.observed_grams is None
+        ):
+            raise ValueError(
+                f"expected_grams/observed_grams: both required for a {self.kind.value} alert"
+            )
+        return self
 
 
 class CustodyAlertCleared(Event):
@@ -37,5 +71,10 @@ class CustodyAlertCleared(Event):
     resolution: Text
     cleared_at: UtcDatetime
 
+    @model_validator(mode="after")
+    def _consistent(self) -> CustodyAlertCleared:
+        _check_subject(self.kind, self.subject_kind)
+        return self
 
-EVENTS = (CustodyAlertRaised, CustodyAlertCleared)
+
+EVENTS: tuple[type[Event], ...] = (CustodyAlertRaised, CustodyAlertCleared)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wastetrail_contracts.base import (
     Code,
+    Day,
     Dong,
     Event,
     Grams,
@@ -19,7 +19,7 @@ from wastetrail_contracts.base import (
     Units,
     UtcDatetime,
 )
-from wastetrail_contracts.enums import Material, PaymentChannel
+from wastetrail_contracts.enums import ClaimRejection, Material, PaymentChannel
 
 
 class ProducerRegistered(Event):
@@ -43,7 +43,7 @@ class PackagingRegistered(Event):
     material: Material
     unit_grams: PositiveGrams
     deposit_per_unit: Dong
-    effective_from: date
+    effective_from: Day
 
 
 class UnitsPlacedOnMarket(Event):
@@ -58,6 +58,15 @@ class UnitsPlacedOnMarket(Event):
     province: Code
     units: Units = Field(gt=0)
     deposit_owed: Dong
+    deposit_per_unit: Dong | None = None  # the registered rate applied, when known
+
+    @model_validator(mode="after")
+    def _owed_is_units_times_rate(self) -> UnitsPlacedOnMarket:
+        if self.deposit_per_unit is not None and (
+            self.deposit_owed != self.units * self.deposit_per_unit
+        ):
+            raise ValueError("deposit_owed: must equal units × deposit_per_unit")
+        return self
 
 
 class DepositPaid(Event):
@@ -88,8 +97,17 @@ class DepositClaimOpened(Event):
     units: Units = Field(gt=0)
     grams: Grams
     amount: Dong
+    deposit_per_unit: Dong | None = None  # the registered rate applied, when known
     flagged_over_market: bool = False
     opened_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _amount_is_units_times_rate(self) -> DepositClaimOpened:
+        if self.deposit_per_unit is not None and (
+            self.amount != self.units * self.deposit_per_unit
+        ):
+            raise ValueError("amount: must equal units × deposit_per_unit")
+        return self
 
 
 class DepositClaimConfirmed(Event):
@@ -112,6 +130,7 @@ class DepositClaimRejected(Event):
 
     claim_id: Id
     reason: Text
+    reason_code: ClaimRejection = ClaimRejection.OTHER
     rejected_at: UtcDatetime
 
 

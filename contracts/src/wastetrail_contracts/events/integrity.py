@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, StringConstraints
 from typing import Annotated
 
-from wastetrail_contracts.base import Code, Event, Sha256Hex, UtcDatetime
+from pydantic import Field, Strict, StringConstraints
+
+from wastetrail_contracts.base import ChainId, Event, Sha256Hex, UtcDatetime
 
 Ed25519SignatureHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+# The first 16 hex digits of SHA-256 over the raw 32-byte public key (see keys.key_id_for).
+KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
 
 
 class ChainCheckpoint(Event):
@@ -20,10 +24,10 @@ class ChainCheckpoint(Event):
 
     event_type = "integrity.chain_checkpoint"
 
-    chain_id: Code
-    chain_seq: int = Field(ge=1)
+    chain_id: ChainId
+    chain_seq: Annotated[int, Strict(), Field(ge=1, le=2**53)]
     head_hash: Sha256Hex
-    key_id: Code
+    key_id: KeyId
     signature: Ed25519SignatureHex
     signed_at: UtcDatetime
 

@@ -9,10 +9,12 @@ from pydantic import Field, model_validator
 from wastetrail_contracts.base import (
     Code,
     CommuneCode,
+    Count,
     Event,
     Grams,
     Id,
     PositiveGrams,
+    SignedGrams,
     Text,
     TotalGrams,
     UtcDatetime,
@@ -31,6 +33,12 @@ class StationRegistered(Event):
     commune: CommuneCode
     capacity_grams: TotalGrams
     categories: tuple[Category, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _categories_unique(self) -> StationRegistered:
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories: a category appears twice")
+        return self
 
 
 class TripWeighed(Event):
@@ -61,6 +69,8 @@ class TripWeighed(Event):
             raise ValueError("net_grams: must equal gross_grams - tare_grams")
         if self.weighed_out_at is not None and self.weighed_out_at < self.weighed_in_at:
             raise ValueError("weighed_out_at: must not be before weighed_in_at")
+        if self.tare_source == "weighed" and self.weighed_out_at is None:
+            raise ValueError("weighed_out_at: required when the tare was weighed on the way out")
         return self
 
 
@@ -73,13 +83,15 @@ class TripReconciled(Event):
     site_id: Id
     net_grams: Grams
     scanned_grams: TotalGrams
-    load_count: int = Field(ge=0)
-    difference_grams: int
+    load_count: Count
+    difference_grams: SignedGrams
     tolerance_grams: Grams
     discrepancy: bool
 
     @model_validator(mode="after")
     def _difference_is_consistent(self) -> TripReconciled:
+        if self.scanned_grams < self.load_count:
+            raise ValueError("scanned_grams: less than one gram per scanned load")
         if self.difference_grams != self.net_grams - self.scanned_grams:
             raise ValueError("difference_grams: must equal net_grams - scanned_grams")
         if self.discrepancy != (abs(self.difference_grams) > self.tolerance_grams):
@@ -103,7 +115,7 @@ class BatchConsolidated(Event):
     station_id: Id
     category: Category
     allocations: tuple[Allocation, ...] = Field(min_length=1)
-    total_grams: TotalGrams
+    total_grams: PositiveGrams  # one container on one vehicle
     seal_number: Code
 
     @model_validator(mode="after")

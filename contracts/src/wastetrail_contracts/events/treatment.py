@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from wastetrail_contracts.base import (
     Code,
@@ -32,6 +32,14 @@ class PlantRegistered(Event):
     methods: tuple[TreatmentMethod, ...] = Field(min_length=1)
     categories: tuple[Category, ...] = Field(min_length=1)
     daily_capacity_grams: TotalGrams
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> PlantRegistered:
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods: a method appears twice")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories: a category appears twice")
+        return self
 
 
 class BatchReceived(Event):
@@ -61,6 +69,8 @@ class BatchReceived(Event):
     def _quantities_add_up(self) -> BatchReceived:
         if (self.batch_id is None) == (self.trip_id is None):
             raise ValueError("batch_id/trip_id: exactly one must be given")
+        if self.refused_grams > self.received_grams:
+            raise ValueError("refused_grams: must not exceed received_grams")
         if self.accepted_grams + self.refused_grams != self.received_grams:
             raise ValueError("refused_grams: received_grams must equal accepted + refused")
         if self.status is AcceptanceStatus.ACCEPTED and self.refused_grams != 0:
@@ -77,6 +87,18 @@ class BatchReceived(Event):
             raise ValueError("refusal_reason: required when anything is refused")
         return self
 
+    @property
+    def discrepancy_grams(self) -> int:
+        """Weighbridge weight minus the declared (dispatched) weight; negative if less arrived."""
+        return self.received_grams - self.declared_grams
+
+    def significant_discrepancy(self, threshold_percent: int) -> bool:
+        """Whether |received − declared| exceeds ``threshold_percent`` % of the declared weight.
+
+        Integer arithmetic, so the decision is the same on every machine that replays it.
+        """
+        return abs(self.discrepancy_grams) * 100 > threshold_percent * self.declared_grams
+
 
 class RefusedWasteRedirected(Event):
     """The refused part of a receipt left the plant: back to the station or to another plant."""
@@ -91,6 +113,24 @@ class RefusedWasteRedirected(Event):
     destination_kind: Literal["station", "plant"]
     destination_id: Id
     redirected_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> RefusedWasteRedirected:
+        if (self.batch_id is None) == (self.trip_id is None):
+            raise ValueError("batch_id/trip_id: exactly one must be given")
+        if self.destination_kind == "plant" and self.destination_id == self.plant_id:
+            raise ValueError("destination_id: refused waste cannot be redirected to the same plant")
+        return self
+
+
+# Methods that can produce electricity or heat (kWh in a treatment record).
+ENERGY_METHODS = frozenset(
+    {
+        TreatmentMethod.INCINERATION_ENERGY_RECOVERY,
+        TreatmentMethod.ANAEROBIC_DIGESTION,
+        TreatmentMethod.CO_PROCESSING,
+    }
+)
 
 
 class TreatmentOutput(Value):
@@ -118,13 +158,15 @@ class TreatmentRecorded(Event):
     previously_treated_grams: Grams = 0
     methods: dict[TreatmentMethod, Grams] = Field(min_length=1)
     outputs: tuple[TreatmentOutput, ...] = ()
-    energy_kwh: int = Field(default=0, ge=0, le=10**12)
+    energy_kwh: Annotated[int, Strict(), Field(ge=0, le=10**12)] = 0
     residue_grams: Grams = 0
     residue_destination: Text = ""
     treated_at: UtcDatetime
 
     @model_validator(mode="after")
     def _split_within_accepted(self) -> TreatmentRecorded:
+        if self.batch_id is not None and self.trip_id is not None:
+            raise ValueError("batch_id/trip_id: give at most one")
         treated = sum(self.methods.values())
         if treated <= 0:
             raise ValueError("methods: must treat a positive quantity")
@@ -132,8 +174,15 @@ class TreatmentRecorded(Event):
             raise ValueError(
                 "methods: treatment split sums to more than the accepted quantity"
             )
+        # Mass balance: what came out cannot outweigh what went in (a kg/g mix-up shows here).
+        if sum(o.grams for o in self.outputs) + self.residue_grams > treated:
+            raise ValueError("outputs: outputs and residue weigh more than was treated")
         if self.residue_grams > 0 and not self.residue_destination:
             raise ValueError("residue_destination: required when residue_grams > 0")
+        if self.energy_kwh > 0 and not ENERGY_METHODS.intersection(
+            m for m, grams in self.methods.items() if grams > 0
+        ):
+            raise ValueError("energy_kwh: no energy-recovering method was used")
         return self
 
     @property
