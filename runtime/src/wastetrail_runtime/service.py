@@ -98,7 +98,8 @@ def _subscribe(broker: KafkaBroker, runner: ConsumerRunner, prefix: str) -> None
         await runner.process_batch(records)
 
     broker.subscriber(
-        *topics, group_id=runner.consumer.name, auto_offset_reset="earliest",
+        # The prefix keeps consumer groups of separate deployments (and test runs) apart.
+        *topics, group_id=f"{prefix}{runner.consumer.name}", auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK, batch=True, max_records=500, batch_timeout_ms=20,
     )(on_batch)
 
@@ -187,8 +188,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                     metrics=rt.metrics)
             rt.runners.append(runner)
             _subscribe(broker, runner, settings.topic_prefix)
+        rt.broker = broker  # set first, so shutdown stops it even if start is interrupted
         await broker.start()
-        rt.broker = broker
     rt.kafka_ready = True
     log.info("service.kafka_ready", consumers=[c.name for c in consumers])
 
