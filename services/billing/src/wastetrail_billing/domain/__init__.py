@@ -6,4 +6,9 @@
   whole đồng, with the single rounding rule and the mid-month proration rule.
 - `full_cost`: *tính đúng, tính đủ* — the real operating cost per component, the
   cost-recovery ratio and the tariff that would recover the full cost.
+- `ledger`: double-entry values (Posting, JournalEntry) and the chart of accounts.
+- `periods`: billing months on the Vietnamese calendar, deterministic invoice ids.
+- `invoicing`: a computed invoice → its event lines and journal entries.
+- `publishing`: a tariff document's canonical JSON and digest, and the rule that
+  versions which already priced invoices cannot be rewritten.
 """

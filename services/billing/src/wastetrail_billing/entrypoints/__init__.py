@@ -1,0 +1,1 @@
+"""Entry points of the billing service: HTTP API, household web page, Kafka consumers."""

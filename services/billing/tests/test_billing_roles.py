@@ -1,0 +1,68 @@
+"""Who may do what: households see only their own account; auditors read; the audit
+balances reconcile the ledger with invoices and payments."""
+
+from __future__ import annotations
+
+import pytest
+from billing_support import Billing, february_invoice, ipn_params, send_ipn, start_vnpay
+from wastetrail_contracts.enums import Role
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_household_cannot_see_another_account(billing: Billing) -> None:
+    invoice_id = await february_invoice(billing, "HH-1")
+    await february_invoice(billing, "HH-2")
+    mine = billing.auth(Role.HOUSEHOLD, "HH-1")
+
+    assert (await billing.client.get("/v1/accounts/HH-1", headers=mine)).status_code == 200
+    assert (await billing.client.get(f"/v1/invoices/{invoice_id}",
+                                     headers=mine)).status_code == 200
+    for path in ("/v1/accounts/HH-2", "/v1/accounts/HH-2/invoices",
+                 "/v1/accounts/HH-2/credits", "/v1/invoices/INV-202602-HH-2"):
+        r = await billing.client.get(path, headers=mine)
+        assert r.status_code == 403, path
+        assert r.json()["type"].endswith("/forbidden")
+    for path in ("/v1/invoices", "/v1/accounts", "/v1/audit/balances", "/v1/tariffs"):
+        assert (await billing.client.get(path, headers=mine)).status_code == 403, path
+    assert (await billing.client.get("/v1/accounts/HH-1")).status_code == 401
+
+
+async def test_auditors_read_everything_and_change_nothing(billing: Billing) -> None:
+    invoice_id = await february_invoice(billing)
+    auditor = billing.auth(Role.AUDITOR)
+    for path in ("/v1/accounts/HH-1", f"/v1/invoices/{invoice_id}", "/v1/invoices",
+                 "/v1/tariffs", "/v1/tariffs/flat", "/v1/audit/balances",
+                 "/v1/costs?period=2026-02", "/v1/reports/full-cost?period=2026-02"):
+        assert (await billing.client.get(path, headers=auditor)).status_code == 200, path
+    writes = [("/v1/invoicing/runs", {"period": "2026-02"}),
+              (f"/v1/invoices/{invoice_id}/cash-payments", {"amount": 1}),
+              (f"/v1/invoices/{invoice_id}/pay", {})]
+    for path, body in writes:
+        assert (await billing.client.post(path, json=body, headers=auditor)).status_code == 403
+    r = await billing.client.post(f"/v1/invoices/{invoice_id}/cash-payments",
+                                  json={"amount": 1}, headers=billing.auth(Role.HOUSEHOLD,
+                                                                           "HH-1"))
+    assert r.status_code == 403  # households pay through VNPay, cashiers record cash
+
+
+async def test_audit_balances_reconcile(billing: Billing) -> None:
+    invoice_id = await february_invoice(billing, "HH-1")
+    await february_invoice(billing, "HH-2")
+    pay = await start_vnpay(billing, invoice_id)
+    await send_ipn(billing, ipn_params(pay["payment_id"], pay["amount"]))
+    await billing.client.post("/v1/invoices/INV-202602-HH-2/cash-payments",
+                              json={"amount": 10_000}, headers=billing.auth(Role.CASHIER))
+
+    r = await billing.client.get("/v1/audit/balances", headers=billing.auth(Role.AUDITOR))
+
+    body = r.json()
+    assert set(body) == {"accounts", "producers"}
+    assert body["accounts"]["HH-1"] == {"invoiced": 60_000, "paid": 60_000, "refunded": 0,
+                                        "credited": 0, "balance": 0}
+    assert body["accounts"]["HH-2"] == {"invoiced": 60_000, "paid": 10_000, "refunded": 0,
+                                        "credited": 0, "balance": 50_000}
+    for figures in body["accounts"].values():
+        assert figures["balance"] == (figures["invoiced"] - figures["paid"]
+                                      + figures["refunded"] - figures["credited"])
+    assert isinstance(body["producers"], dict)
