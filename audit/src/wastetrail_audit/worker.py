@@ -1,0 +1,220 @@
+"""Verify and project one partition: what each replay worker process runs.
+
+A worker keeps only per-chain state (bounded by the verifier's window) and a batch of
+rows for its own SQLite part file, so its memory does not grow with the partition.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, MutableSequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from wastetrail_contracts.codec import (
+    ContractError,
+    InvalidEnvelope,
+    UnknownEventType,
+    envelope_from_json,
+    load_json_object,
+    parse_payload,
+)
+
+from wastetrail_audit.chainaudit import ChainProgress, PartitionChainAudit
+from wastetrail_audit.projection import ProjectionWriter
+from wastetrail_audit.records import Failure, LogRecord
+from wastetrail_audit.source import (
+    KafkaLog,
+    LogSource,
+    PartitionSpan,
+    SourceError,
+    kafka_consumer,
+    read,
+)
+
+_Fail = Callable[[int, str, str, str], None]
+
+PROGRESS_EVERY = 500
+MAX_REPORTED = 10_000
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Everything a worker needs, picklable: keys travel as raw 32-byte public keys."""
+
+    index: int
+    source: LogSource
+    span: PartitionSpan
+    service: str  # the service whose topic this is
+    unprefixed_topic: str  # the topic's catalog name, as chain ids may carry it
+    public_keys: dict[str, bytes]
+    key_services: dict[str, str]
+    start_chains: dict[str, ChainProgress]
+    parts_dir: Path
+
+
+@dataclass
+class PartitionResult:
+    """What a worker reports back (small: counts, chain heads, the failure count)."""
+
+    index: int
+    topic: str
+    partition: int
+    start_offset: int
+    next_offset: int
+    records: int = 0
+    events: int = 0
+    duplicates: int = 0  # exact redeliveries: verified, not projected twice
+    failures: int = 0
+    type_counts: dict[str, int] = field(default_factory=dict)
+    chains: dict[str, ChainProgress] = field(default_factory=dict)
+    failure_list: list[Failure] = field(default_factory=list)  # the first MAX_REPORTED
+    elapsed: float = 0.0
+    error: str | None = None
+
+
+_progress: MutableSequence[int] | None = None
+_consumer: KafkaConsumer | None = None
+_consumer_bootstrap: str | None = None
+_writer: ProjectionWriter | None = None
+_writer_dir: Path | None = None
+
+
+def init_worker(progress: MutableSequence[int]) -> None:
+    """Pool initializer: the shared per-task progress counters."""
+    global _progress
+    _progress = progress
+
+
+def _kafka(bootstrap: str) -> KafkaConsumer:
+    # One consumer per process, reused for every partition the process verifies.
+    global _consumer, _consumer_bootstrap
+    if _consumer is None or _consumer_bootstrap != bootstrap:
+        if _consumer is not None:
+            _consumer.close()
+        _consumer = kafka_consumer(bootstrap)
+        _consumer_bootstrap = bootstrap
+    return _consumer
+
+
+def _projection_writer(parts_dir: Path) -> ProjectionWriter:
+    # One part file per process, reused for every partition it verifies: creating the
+    # schema costs more than a small partition.
+    global _writer, _writer_dir
+    if _writer is None or _writer_dir != parts_dir:
+        if _writer is not None:
+            _writer.close()
+        _writer = ProjectionWriter(parts_dir / f"{os.getpid()}.sqlite")
+        _writer_dir = parts_dir
+    return _writer
+
+
+def verify_partition(task: PartitionTask) -> PartitionResult:
+    """Read one partition in offset order: verify, project, count. Never raises."""
+    started = time.monotonic()
+    keys = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in task.public_keys.items()}
+    audit = PartitionChainAudit(keys, task.key_services, start=task.start_chains)
+    writer = _projection_writer(task.parts_dir)
+    ref = task.span.ref
+    result = PartitionResult(
+        index=task.index, topic=ref.topic, partition=ref.partition,
+        start_offset=task.span.start, next_offset=task.span.start,
+    )
+    types: Counter[str] = Counter()
+
+    def fail(offset: int, event_id: str, kind: str, detail: str) -> None:
+        failure = Failure(ref.topic, ref.partition, offset, event_id, kind, detail)
+        result.failures += 1
+        if len(result.failure_list) < MAX_REPORTED:
+            result.failure_list.append(failure)
+        writer.add_failure(failure)
+
+    try:
+        consumer = None
+        if isinstance(task.source, KafkaLog):
+            consumer = _kafka(task.source.bootstrap)
+        for record in read(task.source, task.span, consumer):
+            if _check(task, record, audit, writer, types, fail):
+                result.duplicates += 1
+            result.records += 1
+            result.next_offset = record.offset + 1
+            if _progress is not None and result.records % PROGRESS_EVERY == 0:
+                _progress[task.index] = result.records
+        result.next_offset = max(result.next_offset, task.span.end)
+    except (KafkaError, SourceError, OSError) as exc:
+        # A CRC failure or an unreadable export line stops this partition where it is.
+        fail(result.next_offset, "", "corrupt_record", f"cannot read further: {exc}")
+        result.error = str(exc)
+    for failure in audit.finish():
+        fail(_offset(failure.offset, result.next_offset), failure.event_id,
+             str(failure.kind), failure.detail)
+    writer.flush()
+    if _progress is not None:
+        _progress[task.index] = result.records
+    result.type_counts = dict(types)
+    result.events = sum(types.values())
+    result.chains = audit.progress()
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _offset(value: int | None, fallback: int) -> int:
+    return fallback if value is None else value
+
+
+def _check(
+    task: PartitionTask,
+    record: LogRecord,
+    audit: PartitionChainAudit,
+    writer: ProjectionWriter,
+    types: Counter[str],
+    fail: _Fail,
+) -> bool:
+    """Check and project one record; True if it was an exact redelivery (not projected)."""
+    offset = record.offset
+    if record.value is None:
+        fail(offset, "", "invalid_envelope", "empty record (a tombstone in an event topic)")
+        return False
+    try:
+        raw = load_json_object(record.value)
+    except InvalidEnvelope as exc:
+        fail(offset, "", "invalid_envelope", exc.reason)
+        return False
+    event_id = str(raw.get("event_id", ""))
+    for failure in audit.feed(offset, raw):
+        fail(_offset(failure.offset, offset), failure.event_id, str(failure.kind), failure.detail)
+    if audit.last_was_duplicate:
+        return True
+    try:
+        envelope = envelope_from_json(raw)
+    except InvalidEnvelope as exc:
+        fail(offset, event_id, "invalid_envelope", exc.reason)
+        return False
+    if envelope.service != task.service:
+        fail(offset, event_id, "misplaced",
+             f"an event of service {envelope.service!r} in the {task.service} topic")
+    elif not _chain_fits(envelope.chain_id, task, record.partition):
+        fail(offset, event_id, "misplaced",
+             f"chain {envelope.chain_id!r} does not belong to {record.topic}[{record.partition}]")
+    try:
+        event = parse_payload(envelope)
+    except UnknownEventType as exc:
+        fail(offset, event_id, "unknown_type", exc.reason)
+        return False
+    except ContractError as exc:
+        fail(offset, event_id, "invalid_payload", exc.reason)
+        return False
+    types[envelope.type] += 1
+    writer.add(record.topic, record.partition, offset, envelope, event)
+    return False
+
+
+def _chain_fits(chain: str, task: PartitionTask, partition: int) -> bool:
+    # chain ids are service:topic:partition; the topic may or may not carry the prefix.
+    allowed_topics = {task.span.ref.topic, task.unprefixed_topic}
+    return any(chain == f"{task.service}:{topic}:{partition}" for topic in allowed_topics)
