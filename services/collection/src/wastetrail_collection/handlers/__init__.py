@@ -1,0 +1,1 @@
+"""Commands → domain decisions → one unit of work (state and events committed together)."""
