@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from wastetrail_runtime.settings import ServiceSettings
 
 from wastetrail.devstack.processes import PORTS, service_env
-from wastetrail_runtime.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "deploy/compose/docker-compose.yml").read_text())

@@ -11,7 +11,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
 from wastetrail_contracts.topics import EVENT_TOPICS
 from wastetrail_runtime.relay import make_producer
 from wastetrail_runtime.topics import catalog_topics, ensure_topics

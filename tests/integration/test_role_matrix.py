@@ -19,7 +19,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-
 from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import issue_token
 
