@@ -1,145 +1,93 @@
 """Benchmarks against bare baselines measured in the same run (``make bench``).
 
 Each result is written to ``bench/results/<name>.json`` as
-``{name, value, unit, target, baseline, ratio, met}`` — medians of several runs.
-Implemented so far: event-store append (runtime UnitOfWork with hash chains and outbox)
-against bare asyncpg inserts of the same bytes, and outbox relay publishing against a bare
-aiokafka producer. The ingest, audit replay, month-end invoicing and memory benchmarks of
-the benchmark issue are not implemented yet.
+``{name, value, unit, target, baseline, ratio, met}`` (medians of ``--runs`` runs; the
+baseline is measured in the same run; ``ratio`` > 1 means better than the baseline).
+The benchmarks (see each module's docstring):
+
+* replay     — audit replay with full verification vs one bare kafka-python consumer,
+               and the replay's peak RSS at two log sizes (bench/replay.py);
+* append     — event store append vs eventsourcing's PostgreSQL recorder, and outbox relay
+               vs a bare aiokafka producer (bench/append.py);
+* ingest     — scan batches into collection with transfer and billing running: accepted
+               and end-to-end loads/s, latency to billing, services' peak RSS, vs bare
+               aiokafka (bench/ingest.py);
+* invoicing  — billing's month-end run vs one SQL aggregate (bench/invoicing.py).
+
+Sizes default to what runs in minutes on the 2-core development machine; the issue's
+sizes are options (e.g. ``--replay-events 1000000 --accounts 1000000 --duration 60
+--rate 1000``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
-import statistics
 import sys
-import time
-import uuid
-from pathlib import Path
+from collections.abc import Sequence
 
-import asyncpg
-from sqlalchemy import MetaData
-
+from bench import append, ingest, invoicing, replay
+from bench.common import Result, table
 from wastetrail.devstack.infra import KAFKA_BOOTSTRAP, PG_ADMIN_URL
-from wastetrail_contracts import SYSTEM_ACTOR
-from wastetrail_contracts.enums import Category
-from wastetrail_contracts.events.collection import LoadCollected
-from wastetrail_runtime.db import Database
-from wastetrail_runtime.relay import OutboxRelay, make_producer
-from wastetrail_runtime.store import EventStore, ServiceMetadata
-from wastetrail_runtime.topics import ensure_topics
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = 3
-EVENTS = 5_000
-BATCH = 200
+ALL = ("replay", "append", "ingest", "invoicing")
 
 
-def _load(i: int) -> LoadCollected:
-    from datetime import UTC, datetime
-
-    return LoadCollected(
-        load_id=f"load-{i}", trip_id="trip-1", generator_id=f"hh-{i % 500}", commune="P01",
-        category=Category.FOOD, measure="scale", grams=1200 + i % 300,
-        collected_at=datetime(2026, 10, 1, 7, 0, tzinfo=UTC), device_id="dev-1",
-        vehicle_id="veh-1", idempotency_key=f"k-{i}",
-    )
-
-
-async def _fresh_db(admin: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return f"{admin.rsplit('/', 1)[0]}/{name}"
-
-
-async def bench_append(prefix: str) -> tuple[float, float]:
-    url = await _fresh_db(PG_ADMIN_URL)
-    meta = ServiceMetadata()
-    db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
-    async with db.engine.begin() as conn:
-        await conn.run_sync(meta.metadata.create_all)
-    store = EventStore(db, meta, "collection", topic_prefix=prefix)
-    events = [_load(i) for i in range(EVENTS)]
-    started = time.perf_counter()
-    for start in range(0, EVENTS, BATCH):
-        async with store.unit_of_work() as uow:
-            for event in events[start:start + BATCH]:
-                await uow.record(event.load_id, [event], actor=SYSTEM_ACTOR, expected_version=0)
-            await uow.commit()
-    ours = EVENTS / (time.perf_counter() - started)
-    await db.dispose()
-
-    # Baseline: the same rows' bytes inserted with bare asyncpg, same batch size, no chain.
-    conn = await asyncpg.connect(url)
-    await conn.execute("CREATE TABLE bare (id bigserial primary key, stream_id text, "
-                       "version int, body bytea, UNIQUE(stream_id, version))")
-    rows = [(e.load_id, 1, e.model_dump_json().encode()) for e in events]
-    started = time.perf_counter()
-    for start in range(0, EVENTS, BATCH):
-        async with conn.transaction():
-            await conn.executemany("INSERT INTO bare (stream_id, version, body) VALUES ($1,$2,$3)",
-                                   rows[start:start + BATCH])
-    bare = EVENTS / (time.perf_counter() - started)
-    await conn.close()
-    return ours, bare
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", action="append", choices=ALL, help="run only these (repeatable)")
+    p.add_argument("--runs", type=int, default=3, help="runs per benchmark (median reported)")
+    p.add_argument("--replay-events", type=int, default=100_000)
+    p.add_argument("--replay-small-events", type=int, default=None,
+                   help="the smaller log of the RSS comparison (default: 1/5 of --replay-events)")
+    p.add_argument("--append-events", type=int, default=5_000)
+    p.add_argument("--append-batch", type=int, default=200)
+    p.add_argument("--duration", type=float, default=20.0, help="ingest seconds per phase")
+    p.add_argument("--batch", type=int, default=200, help="scans per ingest request")
+    p.add_argument("--rate", type=float, default=200.0, help="offered loads/s for latency")
+    p.add_argument("--generators", type=int, default=200)
+    p.add_argument("--accounts", type=int, default=1_000)
+    p.add_argument("--loads-per-account", type=int, default=30)
+    p.add_argument("--invoicing-runs", type=int, default=1)
+    return p.parse_args(argv)
 
 
-async def bench_relay(prefix: str) -> tuple[float, float]:
-    url = await _fresh_db(PG_ADMIN_URL)
-    meta = ServiceMetadata()
-    db = Database(url.replace("postgresql://", "postgresql+asyncpg://"))
-    async with db.engine.begin() as conn:
-        await conn.run_sync(meta.metadata.create_all)
-    store = EventStore(db, meta, "collection", topic_prefix=prefix)
-    await ensure_topics(KAFKA_BOOTSTRAP, prefix=prefix)
-    for start in range(0, EVENTS, BATCH):
-        async with store.unit_of_work() as uow:
-            for i in range(start, start + BATCH):
-                event = _load(i)
-                await uow.record(event.load_id, [event], actor=SYSTEM_ACTOR)
-            await uow.commit()
-    producer = make_producer(KAFKA_BOOTSTRAP)
-    await producer.start()
-    relay = OutboxRelay(store, producer, batch_size=500)
-    started = time.perf_counter()
-    while await relay.publish_pending():
-        pass
-    ours = EVENTS / (time.perf_counter() - started)
-    values = [b"x" * 700] * EVENTS
-    started = time.perf_counter()
-    futures = [await producer.send(store.topic + ".bare", v) for v in values]
-    await asyncio.gather(*futures)
-    bare = EVENTS / (time.perf_counter() - started)
-    await producer.stop()
-    await db.dispose()
-    return ours, bare
-
-
-def _write(name: str, value: float, unit: str, target: float | None, baseline: float) -> dict:
-    ratio = value / baseline if baseline else 0.0
-    result = {"name": name, "value": round(value, 1), "unit": unit, "target": target,
-              "baseline": round(baseline, 1), "ratio": round(ratio, 3),
-              "met": None if target is None else value >= target}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
-    return result
-
-
-async def main() -> int:
-    prefix = f"bench{uuid.uuid4().hex[:6]}."
-    results = []
-    for name, fn in (("event_store_append", bench_append), ("outbox_relay_publish", bench_relay)):
-        runs = [await fn(f"{prefix}{name}{i}.") for i in range(RUNS)]
-        ours = statistics.median(r[0] for r in runs)
-        bare = statistics.median(r[1] for r in runs)
-        results.append(_write(name, ours, "events/s", None, bare))
-    print(f"{'name':<24}{'value':>12}{'baseline':>12}{'ratio':>8}  unit")
-    for r in results:
-        print(f"{r['name']:<24}{r['value']:>12}{r['baseline']:>12}{r['ratio']:>8}  {r['unit']}")
-    return 0
+async def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen benchmarks, print the table; exit 1 when one crashed."""
+    args = parse(argv)
+    chosen = args.only or list(ALL)
+    results: list[Result] = []
+    crashed: list[str] = []
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        try:
+            if name == "replay":
+                results += await asyncio.to_thread(
+                    replay.run, KAFKA_BOOTSTRAP, events=args.replay_events, runs=args.runs,
+                    small_events=args.replay_small_events)
+            elif name == "append":
+                results += await append.run(PG_ADMIN_URL, KAFKA_BOOTSTRAP,
+                                            events=args.append_events, batch=args.append_batch,
+                                            runs=args.runs)
+            elif name == "ingest":
+                results += await ingest.run(PG_ADMIN_URL, KAFKA_BOOTSTRAP,
+                                            duration=args.duration, batch=args.batch,
+                                            rate=args.rate, runs=args.runs,
+                                            generators=args.generators)
+            else:
+                results += await invoicing.run(PG_ADMIN_URL, accounts=args.accounts,
+                                               loads=args.loads_per_account,
+                                               runs=args.invoicing_runs)
+        except Exception as exc:
+            crashed.append(name)
+            print(f"  {name} FAILED: {exc!r}", flush=True)
+    print()
+    print(table(results))
+    if crashed:
+        print(f"\nfailed: {', '.join(crashed)}")
+    return 1 if crashed else 0
 
 
 if __name__ == "__main__":
