@@ -76,7 +76,11 @@ CONF
 start() {
   fetch
   if running; then echo "kafka already running (pid $(cat "$pidfile")) on 127.0.0.1:$port"; return 0; fi
-  if answers; then echo "kafka.sh: something else answers on 127.0.0.1:$port" >&2; exit 1; fi
+  if answers; then
+    # Another checkout's broker (or one started by hand) already serves this port: use it.
+    echo "kafka: a broker already answers on 127.0.0.1:$port (not started from $state); using it"
+    return 0
+  fi
   write_config
   local cp="$libs/*"
   local java_opts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true

@@ -49,6 +49,9 @@ CONF
   fi
   if running; then
     echo "postgres already running on 127.0.0.1:$port"
+  elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    # Another checkout's cluster already serves this port: use it.
+    echo "postgres: a server already answers on 127.0.0.1:$port (not $state); using it"
   else
     as_owner "$bin/pg_ctl" -D "$state/data" -l "$state/server.log" -w -t 60 start >/dev/null
     echo "postgres running on 127.0.0.1:$port, data in $state/data"
