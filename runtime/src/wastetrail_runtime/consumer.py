@@ -142,10 +142,14 @@ class ConsumerRunner:
     async def _apply(self, items: Sequence[tuple[Record, Envelope, Event]]) -> None:
         applied = duplicates = 0
         async with self.store.unit_of_work() as uow:
+            # One statement records the whole batch; events already recorded are redeliveries.
+            fresh = await uow.claim_unprocessed(
+                self.consumer.name, [envelope.event_id for _r, envelope, _e in items])
             for _record, envelope, event in items:
-                if await uow.already_processed(self.consumer.name, envelope.event_id):
+                if envelope.event_id not in fresh:
                     duplicates += 1
                     continue
+                fresh.discard(envelope.event_id)  # a copy later in the same batch is a duplicate
                 correlation_id_var.set(envelope.correlation_id)
                 causation_id_var.set(envelope.event_id)
                 await self.consumer.handlers[envelope.type](event, envelope, uow)

@@ -282,6 +282,22 @@ class UnitOfWork:
         result = await self.session.execute(stmt)
         return bool(result.rowcount == 0)  # type: ignore[attr-defined]
 
+    async def claim_unprocessed(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        """Record many events as handled by a consumer in one statement; returns those that
+        were new (the others are redeliveries). Same transaction rules as already_processed."""
+        if not event_ids:
+            return set()
+        t = self.store.tables.processed
+        now = self.store.clock.now()
+        rows = [{"consumer": consumer, "event_id": eid, "processed_at": now}
+                for eid in dict.fromkeys(event_ids)]
+        if self.store.db.is_postgres:
+            stmt: Any = pg_insert(t).values(rows).on_conflict_do_nothing()
+        else:
+            stmt = sqlite_insert(t).values(rows).on_conflict_do_nothing()
+        result = await self.session.execute(stmt.returning(t.c.event_id))
+        return {row[0] for row in result}
+
     async def commit(self) -> list[Envelope]:
         """Seal pending events into their chains, store them and the outbox rows, commit."""
         try:
