@@ -22,13 +22,69 @@ SEED = int(os.environ.get("WASTETRAIL_DEMO_SEED", "42"))
 PROVINCE = os.environ.get("WASTETRAIL_DEMO_PROVINCE", "can-tho")
 
 
+def _reset() -> str:
+    """Empty the province: stop our services, recreate their databases, delete the topics.
+
+    Kafka and PostgreSQL keep running (other work may use them); `_up` then recreates the
+    topics and the services migrate their fresh databases."""
+    for name in (*processes.SERVICES, "vnpay-sandbox"):
+        processes.stop(name)
+    infra.ensure_kafka()
+    infra.ensure_postgres()
+    asyncio.run(_recreate_databases())
+    deleted = asyncio.run(_delete_topics())
+    return f"{len(processes.SERVICES)} databases recreated, {deleted} topics deleted"
+
+
+async def _recreate_databases() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(infra.PG_ADMIN_URL)
+    try:
+        for service in processes.SERVICES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "wastetrail_{service}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "wastetrail_{service}"')
+    finally:
+        await conn.close()
+
+
+async def _delete_topics() -> int:
+    """Delete the catalog's topics and wait until the broker no longer lists them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from wastetrail_runtime.topics import catalog_topics
+
+    wanted = {name for name, _parts, _ret in catalog_topics()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        present = sorted(wanted & set(await admin.list_topics()))
+        if present:
+            await admin.delete_topics(present)
+        deadline = time.monotonic() + 60
+        # Deletion is asynchronous: recreating a topic still being deleted fails.
+        while time.monotonic() < deadline:
+            if not wanted & set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.5)
+        return len(present)
+    finally:
+        await admin.close()
+
+
 def _up() -> list[str]:
     """`wastetrail up`, but a service whose app is missing is reported, not fatal."""
     from wastetrail_runtime.topics import ensure_topics
 
     infra.ensure_kafka()
     infra.ensure_postgres()
-    asyncio.run(ensure_topics(infra.KAFKA_BOOTSTRAP))
+    for attempt in range(30):
+        try:  # just-deleted topics can take a moment before they may be created again
+            asyncio.run(ensure_topics(infra.KAFKA_BOOTSTRAP))
+            break
+        except Exception:
+            if attempt == 29:
+                raise
+            time.sleep(1)
     processes.start_sandbox()
     missing: list[str] = []
     started: list[str] = []
@@ -65,6 +121,9 @@ def run_demo() -> int:
     from wastetrail.simulate.province import _secret
 
     began = time.monotonic()
+    print("== resetting: the demo resets its own data (services, their databases, topics)",
+          flush=True)
+    print(f"   {_reset()}", flush=True)
     print("== bringing the stack up", flush=True)
     problems = _up()
     for problem in problems:
@@ -91,34 +150,45 @@ def run_demo() -> int:
         why = lines[-1] if ok or not lines else next(
             (ln for ln in lines if "Error" in ln or "No such" in ln), lines[-1])
         print(f"   audit {name}: {'ok' if ok else 'FAILED'} {why}"[:200], flush=True)
-    expected: dict[str, object] = dict(sim.get("expected_invoices") or {})  # type: ignore[call-overload]
     billing: dict[str, object] = dict(sim.get("billing") or {})  # type: ignore[call-overload]
+    epr: dict[str, object] = dict(sim.get("epr") or {})  # type: ignore[call-overload]
+    pays: dict[str, object] = dict(billing.get("payments") or {})  # type: ignore[call-overload]
     integrity_ok = bool(audit["replay"]["ok"]) and sim["loads_accounted"] == sim["loads_collected"]
     summary = {
         "loads_collected": sim["loads_collected"], "loads_accounted": sim["loads_accounted"],
         "loads_sent": sim["loads_sent"], "duplicates": sim["duplicates"],
         "refusals": sim["refusals"], "integrity_ok": integrity_ok,
+        # `audit verify-balances`: billing's balances against those recomputed from the log.
+        "balances_verified": bool(audit["verify-balances"]["ok"]),
         "tonnes_by_method": sim["tonnes_by_method"],
         "direct_landfill_share": sim["direct_landfill_share"],
-        "direct_landfill_target": sim["direct_landfill_target"],
-        "invoices": {"billing": {k: v for k, v in billing.items() if k != "payments"},
-                     "expected": {k: v for k, v in expected.items()
-                                  if k != "per_account"}},
-        "payments": billing.get("payments", {"error": billing.get("error", "none made")}),
-        "refunds_credited_vnd": 0,
+        "target": sim["direct_landfill_target"],
+        "invoices": billing.get("issued", 0),
+        "invoices_skipped": billing.get("skipped", billing.get("error")),
+        "invoices_total_vnd": billing.get("billed_total_vnd"),
+        "expected_invoices_total_vnd": billing.get("expected_total_vnd"),
+        "billing_matches_tariff": bool(billing.get("billing_matches_tariff")),
+        "payments": pays.get("count", 0), "payments_vnd": pays.get("vnd", 0),
+        "payments_detail": pays or billing.get("error"),
+        "refunds_credited_vnd": epr.get("refunds_credited_vnd", 0),
+        "refunds_expected_vnd": epr.get("expected_refunds_vnd"),
+        "epr": {k: v for k, v in epr.items() if k != "credited_by_generator"},
         "audit": audit, "service_problems": problems,
         "seconds": round(time.monotonic() - began, 1),
         "simulation": {k: v for k, v in sim.items()
-                       if k not in ("expected_invoices", "billing")},
+                       if k not in ("expected_invoices", "billing", "epr")},
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2),
                                       encoding="utf-8")
     print("== summary", flush=True)
     for key in ("loads_collected", "loads_accounted", "duplicates", "refusals", "integrity_ok",
-                "tonnes_by_method", "direct_landfill_share", "invoices", "payments",
-                "refunds_credited_vnd", "seconds"):
-        print(f"   {key:<22} {json.dumps(summary[key], ensure_ascii=False)}", flush=True)
+                "balances_verified",
+                "tonnes_by_method", "direct_landfill_share", "target", "invoices",
+                "invoices_skipped", "invoices_total_vnd", "expected_invoices_total_vnd",
+                "billing_matches_tariff", "payments", "payments_vnd", "refunds_credited_vnd",
+                "refunds_expected_vnd", "seconds"):
+        print(f"   {key:<28} {json.dumps(summary[key], ensure_ascii=False)}", flush=True)
     print(f"   summary: {OUT / 'summary.json'}  report: {OUT / 'report'}/", flush=True)
-    print("   services stay up: http://127.0.0.1:8001/docs … :8003/docs; `make down` stops them")
+    print("   services stay up: http://127.0.0.1:8001/docs … :8004/docs; `make down` stops them")
     return 0 if sim["loads_accounted"] == sim["loads_collected"] else 1

@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from wastetrail.simulate import Endpoints, simulate
+from wastetrail.simulate.epr import DEPOSIT_VND
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("collection", "transfer", "treatment")
+SERVICES = ("collection", "transfer", "treatment", "billing")
 SECRET = "e2e-test-secret-0123456789abcdef0123456789abcdef"
 
 
@@ -34,7 +35,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def services(kafka_bootstrap: str, topic_prefix: str, make_database: Callable[[str], str],
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The three services as processes; yields their base URLs."""
+    """The four services as processes; yields their base URLs."""
     from wastetrail_runtime.topics import ensure_topics
 
     prefix = f"{topic_prefix}e2e."
@@ -52,6 +53,11 @@ def services(kafka_bootstrap: str, topic_prefix: str, make_database: Callable[[s
             "WASTETRAIL_TOPIC_PREFIX": prefix, "WASTETRAIL_HTTP_PORT": str(port),
             "WASTETRAIL_JWT_SECRET": SECRET, "WASTETRAIL_LOCAL_DIR": str(logs),
             "WASTETRAIL_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            # Billing wants a VNPay merchant; the e2e test makes no payment through it.
+            "WASTETRAIL_VNPAY_TMN_CODE": "E2ETEST1",
+            "WASTETRAIL_VNPAY_HASH_SECRET": "E2ETESTSECRETNOTFORPRODUCTION000",
+            "WASTETRAIL_VNPAY_PAYMENT_URL": "http://127.0.0.1:9/paymentv2/vpcpay.html",
+            "WASTETRAIL_VNPAY_API_URL": "http://127.0.0.1:9/merchant_webapi/api/transaction",
         })
         log = (logs / f"{service}.log").open("wb")
         procs.append(subprocess.Popen(
@@ -91,9 +97,9 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     services: dict[str, str],
 ) -> None:
     ep = Endpoints(collection=services["collection"], transfer=services["transfer"],
-                   treatment=services["treatment"])
+                   treatment=services["treatment"], billing=services["billing"])
     truth = await simulate(seed=7, households=20, days=2, ep=ep, secret=SECRET, log=False,
-                           with_billing=False)
+                           pay=False)
 
     collected = truth["loads_collected"]
     assert isinstance(collected, int) and collected > 40
@@ -110,8 +116,24 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     total_collected = sum(grams.values())
     total_treated = sum(treated.values()) * 1e6
     assert abs(total_treated - total_collected) <= total_collected * 0.01 + 1000
-    # Billing ground truth: the example tariff applied to the simulated loads. Billing's
-    # invoicing run answers 500 today, so the invoices are not compared with it yet.
-    expected = truth["expected_invoices"]
-    assert isinstance(expected, dict) and "error" not in expected, expected
-    assert expected["count"] > 0 and expected["total_vnd"] > 0
+    # EPR: bottles returned before their recyclable loads were treated were confirmed by
+    # the plant's recycling and credited: refunds = confirmed (= returned) units × deposit.
+    epr = truth["epr"]
+    assert isinstance(epr, dict) and "error" not in epr, epr
+    returns = epr["returns"]
+    assert isinstance(returns, list) and returns
+    returned_units = sum(int(r["units"]) for r in returns)
+    assert epr["by_status"] == {"credited": len(returns)}, epr
+    assert epr["confirmed_units"] == returned_units
+    assert epr["refunds_credited_vnd"] == returned_units * DEPOSIT_VND > 0
+    # Billing ground truth: each commune's tariff applied to the simulated loads, less the
+    # EPR credit, equals what billing invoiced — for every account, none skipped.
+    billing = truth["billing"]
+    assert isinstance(billing, dict) and "error" not in billing, billing
+    generators = int(str(truth["households"])) + int(str(truth["organisations"]))
+    assert billing["issued"] == generators and billing["skipped"] == {}, billing
+    assert billing["mismatch_count"] == 0, billing["mismatches"]
+    assert billing["billing_matches_tariff"] is True
+    assert billing["billed_total_vnd"] == billing["expected_total_vnd"] > 0
+    # The refunds reduced the invoices (a credit above a small bill carries over).
+    assert 0 < billing["credits_vnd"] <= epr["refunds_credited_vnd"]

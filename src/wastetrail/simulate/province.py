@@ -24,7 +24,8 @@ import httpx
 from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import issue_token
 
-from wastetrail.simulate.month_end import month_end
+from wastetrail.simulate import epr as epr_api
+from wastetrail.simulate.month_end import expected_invoices, month_end
 
 # domain.md: 0.8–1.2 kg per person per day; food ~55 %, other ~25 %, recyclable ~15 %,
 # hazardous ~1 % (bulky is rare and collected on request).
@@ -75,12 +76,17 @@ class Province:
     vehicles: list[tuple[str, str, int]]  # (vehicle id, commune, tare grams)
     station: str
     plants: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    tariffs: dict[str, str] = field(default_factory=dict)  # commune → billing tariff id
 
 
 def build_province(seed: int, households: int, run: str) -> Province:
     """Generate communes, households, organisations, the collector, station and plants."""
     rng = random.Random(seed)
     communes = [(f"{run}-ward1", "urban"), (f"{run}-ward2", "urban"), (f"{run}-xa3", "rural")]
+    # Each commune's tariff covers the customer classes living there: organisations only
+    # in ward 2, whose (HCMC-style) tariff prices organisations per kg.
+    tariffs = {communes[0][0]: "hanoi_per_kg_example", communes[1][0]: "hcmc_tiered_example",
+               communes[2][0]: "rural_flat_example"}
     gens: list[Generator] = []
     for i in range(households):
         commune, klass = communes[i % len(communes)]
@@ -88,7 +94,7 @@ def build_province(seed: int, households: int, run: str) -> Province:
         gens.append(Generator(code, "household", commune, klass, rng.randint(1, 6),
                               f"TAG-{code}"))
     for i in range(max(1, households // 50)):
-        commune, klass = communes[i % len(communes)]
+        commune, klass = communes[1]
         code = f"{run}-org{i:03d}"
         gens.append(Generator(code, "organisation", commune, klass, rng.randint(10, 40),
                               f"TAG-{code}"))
@@ -100,7 +106,7 @@ def build_province(seed: int, households: int, run: str) -> Province:
                   ["other", "hazardous", "bulky", "food", "recyclable"]),
     }
     return Province(run, f"SIM-{seed}", date(2026, 10, 1), communes, gens, f"{run}-coll",
-                    vehicles, f"{run}-station", plants)
+                    vehicles, f"{run}-station", plants, tariffs)
 
 
 class Api:
@@ -145,10 +151,11 @@ def _secret() -> str:
 
 async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret: str,
                    run: str | None = None, log: bool = True,
-                   fate_check: str = "every", with_billing: bool = True,
+                   fate_check: str = "every", with_billing: bool = True, pay: bool = True,
                    ) -> dict[str, object]:
     """Run the province for ``days`` days through the services; return the ground truth."""
-    run = run or f"s{seed}-{int(time.time()) % 10**6:06d}"
+    # Ids are deterministic from the seed: the demo starts from an empty province.
+    run = run or f"s{seed}"
     p = build_province(seed, households, run)
     rng = random.Random(seed * 7919 + 1)
 
@@ -157,8 +164,9 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             print(f"[simulate] {msg}", flush=True)
 
     def tok(sub: str, role: Role, device_id: str | None = None,
-            site_id: str | None = None) -> str:
-        return issue_token(secret, sub, role, device_id=device_id, site_id=site_id)
+            site_id: str | None = None, account_id: str | None = None) -> str:
+        return issue_token(secret, sub, role, device_id=device_id, site_id=site_id,
+                           account_id=account_id)
 
     async with httpx.AsyncClient(timeout=60) as client:
         coll_admin = Api(client, ep.collection, tok("sim-admin", Role.ADMIN))
@@ -315,6 +323,35 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             say(f"day {day + 1}/{days}: {len(day_trips)} trips, {len(shares)} batches, "
                 f"{accepted} loads so far")
 
+        # --- EPR: deposits paid, bottles returned before the recyclables are treated ----
+        tag_to_id = {g.tag: g.generator_id for g in p.generators}
+        for facts in truth_loads.values():
+            facts["generator_id"] = tag_to_id[str(facts["generator"])]
+        claim_ids: list[str] = []
+        returns: list[tuple[str, str, int]] = []
+        epr: dict[str, object] = {"skipped": True}
+        if with_billing:
+            period = p.month_start.strftime("%Y-%m")
+            await epr_api.open_scheme(client, ep.billing, {
+                "admin": tok("sim-admin", Role.ADMIN),
+                "producer": tok(epr_api.PRODUCER, Role.PRODUCER, account_id=epr_api.PRODUCER),
+                "cashier": tok("sim-cashier", Role.CASHIER)}, p.province, period)
+            seen: set[str] = set()
+            for lid, facts in truth_loads.items():
+                gid = str(facts["generator_id"])
+                if facts["category"] != "recyclable" or gid in seen or len(returns) >= 6:
+                    continue
+                seen.add(gid)
+                # A handful of 25 g bottles, well inside the load's recyclable mass.
+                units = max(1, min(12, int(str(facts["grams"])) // epr_api.UNIT_GRAMS // 2))
+                returns.append((lid, gid, units))
+            claim_ids = await epr_api.record_returns(
+                client, ep.billing, tok("sim-collector", Role.COLLECTOR,
+                                        device_id=f"{p.vehicles[0][0]}-dev"),
+                p.province, returns)
+            say(f"EPR: {len(returns)} households returned "
+                f"{sum(u for _l, _g, u in returns)} PET bottles ({len(claim_ids)} claims pending)")
+
         # --- plants receive and treat ------------------------------------------------
         async def receive(b: Json) -> None:
             nonlocal partial_done
@@ -418,11 +455,24 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             await asyncio.gather(*(fate(lid) for lid in truth_loads))
 
         # --- month end: billing ------------------------------------------------------
-        tag_to_id = {g.tag: g.generator_id for g in p.generators}
-        for facts in truth_loads.values():
-            facts["generator_id"] = tag_to_id[str(facts["generator"])]
+        gens = [{"generator_id": g.generator_id, "commune": g.commune,
+                 "commune_class": g.commune_class, "tariff": p.tariffs[g.commune],
+                 "customer_class": "household" if g.kind == "household"
+                 else "organisation"} for g in p.generators]
         billing: dict[str, object]
+        credits: dict[str, int] = {}
         if with_billing:
+            say("EPR: waiting for the plant's recycling to confirm and credit the claims")
+            try:
+                epr = await epr_api.wait_credited(
+                    client, ep.billing, tok("sim-auditor", Role.AUDITOR), claim_ids, say)
+                epr["returns"] = [{"load_id": lid, "generator_id": gid, "units": u}
+                                  for lid, gid, u in returns]
+                got = epr["credited_by_generator"]
+                assert isinstance(got, dict)
+                credits = {str(k): int(v) for k, v in got.items()}
+            except Exception as exc:
+                epr = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             say("month end: tariffs, invoicing, payments")
             try:
                 billing = await month_end(
@@ -430,17 +480,14 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                     {"admin": tok("sim-admin", Role.ADMIN),
                      "auditor": tok("sim-auditor", Role.AUDITOR),
                      "cashier": tok("sim-cashier", Role.CASHIER)},
-                    [{"generator_id": g.generator_id, "commune": g.commune,
-                      "commune_class": g.commune_class,
-                      "customer_class": "household" if g.kind == "household"
-                      else "organisation"} for g in p.generators],
-                    truth_loads, p.month_start.strftime("%Y-%m"), say)
+                    gens, truth_loads, p.month_start.strftime("%Y-%m"), say,
+                    credits=credits, pay=pay)
             except Exception as exc:
                 billing = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         else:
             billing = {"skipped": True}
 
-    expected = expected_invoices(p, truth_loads)
+    expected = expected_invoices(gens, truth_loads, p.month_start.strftime("%Y-%m"), credits)
     total_treated = sum(method_grams.values()) or 1
     result: dict[str, object] = {
         "run": run, "seed": seed, "province": p.province, "households": households,
@@ -458,48 +505,9 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         "direct_landfill_target": 0.5,
         "expected_invoices": expected,
         "billing": billing,
+        "epr": epr,
     }
     return result
-
-
-def expected_invoices(p: Province, loads: dict[str, dict[str, object]]) -> dict[str, object]:
-    """The tariff applied to the simulated loads (the billing ground truth)."""
-    try:
-        from wastetrail_billing.domain.fees import (
-            Account,
-            BillingMonth,
-            ChargedQuantity,
-            compute_invoice,
-        )
-        from wastetrail_billing.domain.tariff import load_tariff
-    except ImportError as exc:
-        return {"error": f"billing domain not importable: {exc}"}
-    try:
-        tariff = load_tariff((REPO / "services/billing/tariffs/hanoi_per_kg_example.toml")
-                             .read_text(encoding="utf-8"))
-        by_tag: dict[str, list[dict[str, object]]] = defaultdict(list)
-        for facts in loads.values():
-            by_tag[str(facts["generator"])].append(facts)
-        total = count = 0
-        per_account: dict[str, int] = {}
-        month = BillingMonth.model_validate({"year": 2026, "month": p.month_start.month})
-        for g in p.generators:
-            if g.commune_class != "urban" or g.kind != "household":
-                continue  # the example tariff prices urban households only
-            qs = [ChargedQuantity.model_validate({
-                "category": f["category"], "grams": f["grams"],
-                "collected_on": date.fromisoformat(str(f["day"]))})
-                for f in by_tag[g.tag]]
-            inv = compute_invoice(Account.model_validate({
-                "commune_class": g.commune_class,
-                "customer_class": "household"}), month, tariff, qs)
-            per_account[g.generator_id] = inv.total
-            total += inv.total
-            count += 1
-        return {"tariff": "hanoi_per_kg_example", "count": count, "total_vnd": total,
-                "per_account": per_account}
-    except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 async def run_simulation(seed: int, households: int, days: int, out: str,
