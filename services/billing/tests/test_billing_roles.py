@@ -63,6 +63,8 @@ async def test_audit_balances_reconcile(billing: Billing) -> None:
     assert body["accounts"]["HH-2"] == {"invoiced": 60_000, "paid": 10_000, "refunded": 0,
                                         "credited": 0, "balance": 50_000}
     for figures in body["accounts"].values():
+        # No EPR credit here, so none was applied either: the audit's identity reduces to
+        # balance = invoiced − paid + refunded − credited.
         assert figures["balance"] == (figures["invoiced"] - figures["paid"]
                                       + figures["refunded"] - figures["credited"])
     assert isinstance(body["producers"], dict)

@@ -16,6 +16,7 @@ from wastetrail_billing.adapters.tables import (
     Account,
     Invoice,
     LedgerAccount,
+    LedgerPosting,
     Payment,
     Refund,
 )
@@ -118,20 +119,30 @@ async def audit_balances(session: AsyncSession) -> dict[str, Any]:
     """Per account: invoiced, paid, refunded, credited and the ledger balance; per producer
     the EPR scheme's balances.
 
-    ``balance`` is the receivable's balance in the ledger, while the other figures come
-    from the invoices and payments tables, so that for every account
-    balance == invoiced − paid + refunded − credited is a check, not a tautology.
+    The figures mean what the auditors' derivation from the log means
+    (wastetrail_audit.balances): ``invoiced`` is Σ invoice totals (net of the credits
+    applied on them), ``credited`` is every EPR credit the account received (its credit
+    account's credit postings), and ``balance`` is the account's net position in the
+    ledger — receivable plus credit account, negative when it holds unused credit. The
+    figures come from the invoice, payment and posting tables and the balance from the
+    ledger's running balances, so the audit's identity
+    balance == invoiced + Σ credits applied − credited − paid + refunded is a check.
     """
     figures: defaultdict[str, dict[str, int]] = defaultdict(
         lambda: {"invoiced": 0, "paid": 0, "refunded": 0, "credited": 0, "balance": 0})
     for account_id in (await session.exec(select(Account.account_id))).all():
         figures[account_id]["balance"] = 0  # every opened account appears, even unbilled
-    for account_id, invoiced, credited in (await session.exec(
-        select(Invoice.account_id, func.sum(Invoice.subtotal + Invoice.vat),
-               func.sum(Invoice.credits)).group_by(Invoice.account_id)
+    for account_id, invoiced in (await session.exec(
+        select(Invoice.account_id, func.sum(Invoice.total)).group_by(Invoice.account_id)
     )).all():
         figures[account_id]["invoiced"] = int(invoiced or 0)
-        figures[account_id]["credited"] = int(credited or 0)
+    credit_accounts = {ledger.credit(a): a for a in figures}
+    for account, received in (await session.exec(
+        select(LedgerPosting.account, func.sum(-LedgerPosting.amount))
+        .where(col(LedgerPosting.account).in_(list(credit_accounts)), LedgerPosting.amount < 0)
+        .group_by(LedgerPosting.account)
+    )).all():
+        figures[credit_accounts[account]]["credited"] = int(received or 0)
     for account_id, paid in (await session.exec(
         select(Payment.account_id, func.sum(Payment.amount))
         .where(Payment.status == SUCCEEDED).group_by(Payment.account_id)
@@ -141,12 +152,12 @@ async def audit_balances(session: AsyncSession) -> dict[str, Any]:
         select(Refund.account_id, func.sum(Refund.amount)).group_by(Refund.account_id)
     )).all():
         figures[account_id]["refunded"] = int(refunded or 0)
-    receivables = {ledger.receivable(a): a for a in figures}
+    owners = {ledger.receivable(a): a for a in figures} | credit_accounts
     for account, raw in (await session.exec(
         select(LedgerAccount.account, LedgerAccount.balance)
-        .where(col(LedgerAccount.account).in_(list(receivables)))
+        .where(col(LedgerAccount.account).in_(list(owners)))
     )).all():
-        figures[receivables[account]]["balance"] = int(raw)
+        figures[owners[account]]["balance"] += int(raw)
     producers: object = {}
     producer_balances = epr_attr("producer_balances")
     if callable(producer_balances):
