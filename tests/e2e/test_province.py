@@ -158,3 +158,25 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
         "verify-balances", *common, "--work-dir", str(tmp_path / "v"),
         "--billing-url", services["billing"], "--token", token])
     assert verified.exit_code == 0, verified.output
+
+    # The trace of a load from the log alone agrees with what the treatment service says.
+    import json
+
+    load_id = str(returns[0]["load_id"])
+    traced = await asyncio.to_thread(runner.invoke, audit, [
+        "trace", load_id, "--json", *common, "--work-dir", str(tmp_path / "t")])
+    assert traced.exit_code == 0, traced.output
+    trace = json.loads(traced.output)
+    async with httpx.AsyncClient() as client:
+        fate_response = await client.get(
+            f"{services['treatment']}/v1/loads/{load_id}/fate",
+            headers={"authorization": f"Bearer {token}"})
+    assert fate_response.status_code == 200, fate_response.text
+    fate = fate_response.json()
+    assert trace["batches"][0]["batch_id"] == fate["batches"][0]["batch_id"]
+    api_split = {m: g for m, g in fate["treated_by_method"].items() if g}
+    assert set(trace["treatment_split"]) == set(api_split)
+    for method, grams in api_split.items():
+        # Both apportion the same integers; they may round the last gram differently.
+        assert abs(trace["treatment_split"][method] - grams) <= 2, (method, trace, fate)
+    assert "recycling" in api_split  # a returned bottle's load was recycled (EPR confirmed)
