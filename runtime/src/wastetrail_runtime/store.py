@@ -9,9 +9,10 @@ stored, and queued in the outbox — all in that same transaction.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -40,7 +41,7 @@ from sqlalchemy.orm import registry as orm_registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor, Envelope, Event
 from wastetrail_contracts.chain import seal_envelope
-from wastetrail_contracts.codec import encode, payload_json
+from wastetrail_contracts.codec import canonical_bytes, envelope_hash, payload_json
 from wastetrail_contracts.envelope import GENESIS_HASH, uuid7
 from wastetrail_contracts.integrity import chain_id
 from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, partition_for
@@ -187,8 +188,14 @@ class UnitOfWork:
         self.session: AsyncSession = store.db.session()
         self._pending: list[_Pending] = []
         self._versions: dict[str, int] = {}
-        self.envelopes: list[Envelope] = []
+        self._sealed: list[dict[str, Any]] = []
         self.committed = False
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        """The envelopes sealed by this unit of work (built on demand; the hot path does not
+        need them)."""
+        return [Envelope.model_construct(**fields) for fields in self._sealed]
 
     async def __aenter__(self) -> UnitOfWork:
         return self
@@ -235,7 +242,11 @@ class UnitOfWork:
             current = await self.stream_version(stream_id)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyConflict(stream_id, expected_version, current)
+        if not _STREAM_ID.fullmatch(stream_id):
+            raise ValueError(f"stream_id {stream_id!r}: 1-80 printable characters")
         when = occurred_at or self.store.clock.now()
+        if when.tzinfo is None or when.utcoffset() != timedelta(0):
+            raise ValueError("occurred_at: must be a timezone-aware UTC datetime")
         for offset, event in enumerate(events, start=1):
             self._pending.append(_Pending(stream_id, current + offset, event, actor, when))
         self._versions[stream_id] = current + len(events)
@@ -330,6 +341,7 @@ class UnitOfWork:
         correlation = correlation_id_var.get() or uuid7()
         causation = causation_id_var.get()
         recorded_at = store.clock.now()
+        recorded_iso = _iso(recorded_at)
         event_rows: list[dict[str, Any]] = []
         outbox_rows: list[dict[str, Any]] = []
         # Lock chain heads in partition order so concurrent transactions cannot deadlock.
@@ -346,7 +358,7 @@ class UnitOfWork:
                     "stream_id": item.stream_id,
                     "stream_version": item.stream_version,
                     "occurred_at": _iso(item.occurred_at),
-                    "recorded_at": _iso(recorded_at),
+                    "recorded_at": recorded_iso,
                     "actor": item.actor.model_dump(mode="json"),
                     "correlation_id": correlation,
                     "causation_id": causation,
@@ -355,19 +367,28 @@ class UnitOfWork:
                     "chain_seq": seq,
                     "prev_hash": prev_hash,
                 }
-                # The contracts' sealing: validated, normalised, hashed exactly as encoded.
-                envelope = seal_envelope(fields)
-                prev_hash = envelope.hash
-                value = encode(envelope)
-                self.envelopes.append(envelope)
+                # Hash and bytes from the JSON fields themselves (two canonical dumps, no
+                # re-serialisation). The first envelope of each commit goes through the
+                # contracts' full validation; the rest share its shape, and their only
+                # caller-supplied field, the stream id, is checked below.
+                digest = envelope_hash(fields)
+                value = canonical_bytes({**fields, "hash": digest})
+                if not self._sealed:
+                    envelope = seal_envelope(fields)
+                    if envelope.hash != digest:  # pragma: no cover — encodings diverged
+                        raise RuntimeError("envelope hash differs from the contracts' sealing")
+                prev_hash = digest
+                # Envelope objects are built only if someone asks (see ``envelopes``).
+                self._sealed.append({**fields, "hash": digest, "occurred_at": item.occurred_at,
+                                     "recorded_at": recorded_at, "actor": item.actor})
                 event_rows.append({
-                    "event_id": envelope.event_id, "stream_id": item.stream_id,
-                    "stream_version": item.stream_version, "type": envelope.type,
+                    "event_id": fields["event_id"], "stream_id": item.stream_id,
+                    "stream_version": item.stream_version, "type": fields["type"],
                     "chain_id": chain, "chain_seq": seq, "envelope": value,
                     "recorded_at": recorded_at,
                 })
                 outbox_rows.append({
-                    "event_id": envelope.event_id, "chain_id": chain, "chain_seq": seq,
+                    "event_id": fields["event_id"], "chain_id": chain, "chain_seq": seq,
                     "topic": store.topic, "partition": partition, "key": item.stream_id,
                     "value": value,
                 })
@@ -396,6 +417,9 @@ class UnitOfWork:
 
 
 _DATETIME = TypeAdapter(datetime)
+# The envelope's Code type: what a stream id may be (checked here, since only the first
+# envelope of a commit is fully validated).
+_STREAM_ID = re.compile(r"[^\x00-\x1f]{1,80}")
 
 
 def _iso(value: datetime) -> str:
