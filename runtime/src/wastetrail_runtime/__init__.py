@@ -4,7 +4,7 @@ import warnings
 
 # The runtime runs SQLAlchemy Core statements (inserts, updates, locks) on SQLModel's
 # session on purpose; SQLModel's advice to use exec() applies to ORM selects only.
-warnings.filterwarnings("ignore", message=r".*session\.exec\(\)", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=r"(?s).*session\.exec\(\)", category=DeprecationWarning)
 
 from wastetrail_runtime.auth import Principal, issue_token, require  # noqa: E402
 from wastetrail_runtime.clock import Clock, FixedClock, SystemClock  # noqa: E402
