@@ -59,8 +59,10 @@ from wastetrail_billing.epr.tables import (
     EprReturn,
 )
 from wastetrail_billing.handlers.common import account_of_generator
+from wastetrail_billing.handlers.projections import defer_insert, flush_deferred
 
 _MATERIALS = {m.value for m in Material}
+_PENDING_LOADS = "epr.pending_claim_loads"  # session.info: (transaction, load ids)
 
 
 def producer_stream(producer_id: str) -> str:
@@ -479,18 +481,46 @@ async def reject_claim(uow: UnitOfWork, claim_id: str, reason: str) -> EprClaim:
 
 
 async def on_load_collected(event: LoadCollected, uow: UnitOfWork) -> None:
-    """Project the load (trip, generator, category, weight); decide its claims."""
+    """Project the load (trip, generator, category, weight); decide its claims.
+
+    A load no pending claim waits for (nearly all of them) is only queued and written
+    in bulk at commit with the batch's other loads; one a claim waits for is written at
+    once (with everything queued before it) and its claims are decided.
+    """
     await lock_scheme(uow)
-    await _insert_ignore(uow, EprChainLoad, {
+    row: dict[str, object] = {
         "load_id": event.load_id, "trip_id": event.trip_id, "generator_id": event.generator_id,
         "category": event.category.value, "measure": event.measure, "grams": event.grams,
-    })
+    }
+    if event.load_id not in await _loads_with_pending_claims(uow):
+        defer_insert(uow, EprChainLoad.__table__, event.load_id, row)  # type: ignore[attr-defined]
+        return
+    await flush_deferred(uow)
+    await _insert_ignore(uow, EprChainLoad, row)
     waiting = (await uow.session.exec(
         select(EprClaim.claim_id).where(EprClaim.load_id == event.load_id,
                                         EprClaim.status == PENDING).limit(1)
     )).first()
     if waiting is not None:
         await settle_loads(uow, [event.load_id])
+
+
+async def _loads_with_pending_claims(uow: UnitOfWork) -> frozenset[str]:
+    """The loads pending claims wait for, read once per transaction (under the lock).
+
+    Only a claim's own HTTP request opens claims, under the scheme lock this transaction
+    already holds, so the set cannot grow while the transaction runs; a claim it lists
+    that gets decided meanwhile is re-checked by the caller's exact query.
+    """
+    transaction = uow.session.sync_session.get_transaction()
+    cached = uow.session.info.get(_PENDING_LOADS)
+    if cached is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    loads = frozenset((await uow.session.exec(
+        select(EprClaim.load_id).where(EprClaim.status == PENDING).distinct()
+    )).all())
+    uow.session.info[_PENDING_LOADS] = (transaction, loads)
+    return loads
 
 
 async def on_batch_consolidated(event: BatchConsolidated, uow: UnitOfWork) -> None:

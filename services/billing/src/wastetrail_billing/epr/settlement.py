@@ -44,12 +44,22 @@ EPR_LOCK_KEY = 0x455052
 DIRECT_HAUL = "direct:"  # batch key of a trip hauled straight to a plant (no batch)
 
 PENDING, CONFIRMED, CREDITED, REJECTED = "pending", "confirmed", "credited", "rejected"
+_LOCKED_IN = "epr.scheme_locked_in"  # session.info: the transaction holding the lock
 
 
 async def lock_scheme(uow: UnitOfWork) -> None:
-    """Serialise every EPR state change (see the module docstring); held until commit."""
-    if uow.store.db.is_postgres:
-        await uow.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EPR_LOCK_KEY})
+    """Serialise every EPR state change (see the module docstring); held until commit.
+
+    Taken once per transaction: the lock is held until commit anyway, and a consumer
+    batch calls this for each of its hundreds of events (a round trip each otherwise).
+    """
+    if not uow.store.db.is_postgres:
+        return
+    transaction = uow.session.sync_session.get_transaction()
+    if transaction is not None and uow.session.info.get(_LOCKED_IN) is transaction:
+        return
+    await uow.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EPR_LOCK_KEY})
+    uow.session.info[_LOCKED_IN] = uow.session.sync_session.get_transaction()
 
 
 def claim_stream(claim_id: str) -> str:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
+from sqlalchemy import Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 from sqlmodel import select
 from wastetrail_contracts import Envelope
 from wastetrail_contracts.events.billing import AccountOpened
@@ -19,6 +25,58 @@ from wastetrail_runtime.store import UnitOfWork
 from wastetrail_billing.adapters.tables import Account, Charge, Refusal, Treatment
 from wastetrail_billing.domain.periods import local_date, period_of
 from wastetrail_billing.handlers.common import BILLING_SYSTEM, account_of_generator
+
+# Rows queued by ``defer_insert`` in this session: {table: {key: row}}, and whether the
+# session's before-commit writer is attached.
+_DEFERRED = "billing.deferred_inserts"
+_DEFERRED_HOOKED = "billing.deferred_inserts_hooked"
+
+
+def defer_insert(uow: UnitOfWork, table: Table, key: str, row: dict[str, object]) -> None:
+    """Queue "insert this row unless its key exists", written in bulk before commit.
+
+    Why: a consumer batch applies hundreds of LoadCollected in one transaction, one
+    handler call each. A read-then-add per event costs two database round trips (the
+    read, and the autoflush of the previous add); queuing the rows and writing them as
+    one ``INSERT .. ON CONFLICT DO NOTHING`` per table at commit costs one per batch.
+    The first row queued for a key wins, like the read-then-add it replaces. Rows are
+    not visible to queries of this transaction until ``flush_deferred`` (or commit).
+    """
+    info = uow.session.info
+    if not info.get(_DEFERRED_HOOKED):
+        info[_DEFERRED_HOOKED] = True
+        event.listen(uow.session.sync_session, "before_commit",
+                     partial(_write_deferred_sync, uow.store.db.is_postgres))
+    pending: dict[Table, dict[str, dict[str, object]]] = info.setdefault(_DEFERRED, {})
+    pending.setdefault(table, {}).setdefault(key, row)
+
+
+def _deferred_statements(
+    info: dict[object, object], is_postgres: bool
+) -> list[tuple[Executable, list[dict[str, object]]]]:
+    pending = info.pop(_DEFERRED, None)
+    if not isinstance(pending, dict):
+        return []
+    insert = pg_insert if is_postgres else sqlite_insert
+    # One statement with a list of parameter sets: SQLAlchemy compiles it once (cached)
+    # and sends it as batched multi-row INSERTs ("insertmanyvalues"); a .values(rows)
+    # statement would be compiled afresh for every batch, which costs more than the I/O.
+    return [(insert(table).on_conflict_do_nothing(), list(by_key.values()))
+            for table, by_key in pending.items()]
+
+
+def _write_deferred_sync(is_postgres: bool, session: Session) -> None:
+    # Runs inside AsyncSession.commit's greenlet, so the sync execute is allowed here;
+    # the runtime has already written this transaction's events, and this writes no new
+    # ones, so nothing recorded is lost.
+    for statement, rows in _deferred_statements(session.info, is_postgres):
+        session.execute(statement, rows)
+
+
+async def flush_deferred(uow: UnitOfWork) -> None:
+    """Write the rows queued by ``defer_insert`` now (before a query that must see them)."""
+    for statement, rows in _deferred_statements(uow.session.info, uow.store.db.is_postgres):
+        await uow.session.execute(statement, rows)
 
 
 async def open_account(uow: UnitOfWork, event: GeneratorRegistered, envelope: Envelope) -> None:
@@ -54,17 +112,20 @@ async def change_account_status(uow: UnitOfWork, event: GeneratorStatusChanged) 
 
 
 async def record_charge(uow: UnitOfWork, event: LoadCollected) -> None:
-    """Attribute a collected load to its generator's account, in its local month."""
-    if await uow.session.get(Charge, event.load_id) is not None:
-        return  # the same load under a new event id (a device re-sync): charge it once
+    """Attribute a collected load to its generator's account, in its local month.
+
+    The same load under a new event id (a device re-sync) is charged once: the row is
+    queued with ``defer_insert``, which keeps the first row of a key and skips a load
+    already charged.
+    """
     day = local_date(event.collected_at)
-    uow.session.add(Charge(
-        load_id=event.load_id, account_id=account_of_generator(event.generator_id),
-        trip_id=event.trip_id, commune=event.commune, category=event.category.value,
-        measure=event.measure, grams=event.grams, litres=event.litres,
-        bag_size=event.bag_size, collected_at=event.collected_at, collected_on=day,
-        period=period_of(day),
-    ))
+    defer_insert(uow, Charge.__table__, event.load_id, {  # type: ignore[attr-defined]
+        "load_id": event.load_id, "account_id": account_of_generator(event.generator_id),
+        "trip_id": event.trip_id, "commune": event.commune, "category": event.category.value,
+        "measure": event.measure, "grams": event.grams, "litres": event.litres,
+        "bag_size": event.bag_size, "collected_at": event.collected_at, "collected_on": day,
+        "period": period_of(day), "invoice_id": None,
+    })
 
 
 async def record_refusal(uow: UnitOfWork, event: LoadRefused) -> None:
