@@ -79,16 +79,18 @@ class PartitionChainAudit:
             state.duplicates = progress.duplicates
         self.last_was_duplicate = False
 
-    def feed(self, offset: int, fields: Mapping[str, object]) -> list[ChainFailure]:
+    def feed(
+        self, offset: int, fields: Mapping[str, object], computed_hash: str | None = None
+    ) -> list[ChainFailure]:
         """Check the next record; returns the failures now known (possibly at earlier offsets).
 
         ``last_was_duplicate`` tells afterwards whether the record was an exact redelivery
         of an event already verified (the relay publishes at least once): not a failure,
-        but it must not be counted twice either.
+        but it must not be counted twice either. ``computed_hash``: see ChainVerifier.check.
         """
         state = self._verifier.chains.get(str(fields.get("chain_id")))
         before = state.duplicates if state is not None else 0
-        failures = self._verifier.check(fields, offset=offset)
+        failures = self._verifier.check(fields, offset=offset, computed_hash=computed_hash)
         state = self._verifier.chains.get(str(fields.get("chain_id")))
         self.last_was_duplicate = state is not None and state.duplicates > before
         return failures

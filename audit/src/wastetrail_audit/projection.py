@@ -183,18 +183,54 @@ def _ddl() -> list[str]:
     return statements
 
 
+# One encoder for every JSON cell (json.dumps with options builds a new one per call);
+# the same output as json.dumps(value, sort_keys=True, ensure_ascii=False).
+_json_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+# Values stored as they are in a non-JSON column (bool is not among them: it becomes 0/1).
+_PLAIN_TYPES = frozenset({int, float, str})
+
+
 def _sql_value(value: object, kind: Kind) -> SqlValue:
     if value is None:
         return None
     if kind == "json":
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return _json_text(value)
     if kind == "bool":
         return 1 if value else 0
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int | float | str):
         return value
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return _json_text(value)
+
+
+def _cells(data: dict[str, object], columns: tuple[tuple[str, Kind, bool], ...]
+           ) -> list[SqlValue]:
+    # The common cell (an int or a string in a non-JSON column) is stored as it is, without
+    # a call per cell; the rest goes through _sql_value.
+    cells: list[SqlValue] = []
+    append = cells.append
+    for name, kind, plain in columns:
+        value = data.get(name)
+        if value is None:
+            append(None)
+        elif plain and type(value) in _PLAIN_TYPES:
+            append(value)  # type: ignore[arg-type]  # int, float or str, checked just above
+        else:
+            append(_sql_value(value, kind))
+    return cells
+
+
+_COLUMN_SPECS: dict[str, tuple[tuple[str, Kind, bool], ...]] = {}
+
+
+def _column_spec(table: str, columns: tuple[Column, ...]) -> tuple[tuple[str, Kind, bool], ...]:
+    spec = _COLUMN_SPECS.get(table)
+    if spec is None:
+        spec = _COLUMN_SPECS[table] = tuple(
+            (c.name, c.kind, c.kind not in ("json", "bool")) for c in columns
+        )
+    return spec
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -232,7 +268,7 @@ class ProjectionWriter:
             _iso(envelope.occurred_at), _iso(envelope.recorded_at),
             actor.kind.value, actor.id, actor.role.value,
         )
-        row = tuple(_sql_value(data.get(c.name), c.kind) for c in table.columns) + prov
+        row = (*_cells(data, _column_spec(table.name, table.columns)), *prov)
         self._queue(table.name, len(row), row)
         for child in table.children:
             parent = _sql_value(data.get(child.parent_key), "text")

@@ -20,8 +20,8 @@ from wastetrail_contracts.codec import (
     ContractError,
     InvalidEnvelope,
     UnknownEventType,
-    envelope_from_json,
-    load_json_object,
+    envelope_from_loaded,
+    load_canonical,
     parse_payload,
 )
 
@@ -181,17 +181,17 @@ def _check(
         fail(offset, "", "invalid_envelope", "empty record (a tombstone in an event topic)")
         return False
     try:
-        raw = load_json_object(record.value)
+        raw, digest = load_canonical(record.value)
     except InvalidEnvelope as exc:
         fail(offset, "", "invalid_envelope", exc.reason)
         return False
     event_id = str(raw.get("event_id", ""))
-    for failure in audit.feed(offset, raw):
+    for failure in audit.feed(offset, raw, digest):
         fail(_offset(failure.offset, offset), failure.event_id, str(failure.kind), failure.detail)
     if audit.last_was_duplicate:
         return True
     try:
-        envelope = envelope_from_json(raw)
+        envelope = envelope_from_loaded(raw)
     except InvalidEnvelope as exc:
         fail(offset, event_id, "invalid_envelope", exc.reason)
         return False
@@ -214,7 +214,16 @@ def _check(
     return False
 
 
+_fitting_chains: dict[tuple[str, str, str, int], frozenset[str]] = {}
+
+
 def _chain_fits(chain: str, task: PartitionTask, partition: int) -> bool:
     # chain ids are service:topic:partition; the topic may or may not carry the prefix.
-    allowed_topics = {task.span.ref.topic, task.unprefixed_topic}
-    return any(chain == f"{task.service}:{topic}:{partition}" for topic in allowed_topics)
+    key = (task.service, task.span.ref.topic, task.unprefixed_topic, partition)
+    allowed = _fitting_chains.get(key)
+    if allowed is None:
+        allowed = _fitting_chains[key] = frozenset(
+            f"{task.service}:{topic}:{partition}"
+            for topic in (task.span.ref.topic, task.unprefixed_topic)
+        )
+    return chain in allowed

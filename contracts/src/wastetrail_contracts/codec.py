@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from pydantic import JsonValue, ValidationError
+from pydantic_core import from_json
 
 from wastetrail_contracts.base import Event
 from wastetrail_contracts.envelope import Envelope
@@ -161,12 +162,95 @@ def load_json_object(data: bytes) -> JsonObject:
     return raw
 
 
+_encode_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def load_canonical(data: bytes) -> tuple[JsonObject, str | None]:
+    """Wire bytes → (raw JSON object, its ``envelope_hash``) — one parse, one encoding.
+
+    When the bytes are exactly the canonical encoding of the object they parse to (what
+    every producer writes), they cannot hold a duplicate key or a lone surrogate, and the
+    canonical encoding of every field but ``hash`` is the bytes minus the ``hash`` member:
+    its SHA-256 is the envelope hash. Any other bytes take the strict path
+    (``load_json_object``: same object, same errors) and the hash is None (the caller
+    computes ``envelope_hash`` as before). Raises InvalidEnvelope like load_json_object.
+    """
+    try:
+        # pydantic-core's parser: twice as fast as json's; whatever it reads differently
+        # (a duplicate key, 1e400, a non-shortest float) fails the canonical comparison.
+        raw: object = from_json(data, allow_inf_nan=False)
+    except ValueError:  # not UTF-8 or not JSON: let the strict path word the reason
+        return load_json_object(data), None
+    if isinstance(raw, dict):
+        digest = _canonical_digest(data, raw)
+        if digest is not None:
+            return raw, digest
+    return load_json_object(data), None
+
+
+def _canonical_digest(data: bytes, raw: JsonObject) -> str | None:
+    try:
+        if _encode_canonical(raw).encode("utf-8") != data:
+            return None
+    except ValueError:  # a lone surrogate has no UTF-8 form: the strict path reports it
+        return None
+    if "hash" not in raw:
+        return hashlib.sha256(data).hexdigest()
+    # The bytes are canonical, so the body is them minus the top-level hash member and one
+    # comma next to it. A key "hash" followed by this exact value can only be found once if
+    # it is the top-level member (inside strings quotes are escaped, so the pattern cannot
+    # occur there); when a nested object carries the same member, encode the body instead.
+    member = b'"hash":' + _encode_canonical(raw["hash"]).encode("utf-8")
+    if data.count(member) != 1:
+        return hashlib.sha256(
+            canonical_bytes({k: v for k, v in raw.items() if k != "hash"})
+        ).hexdigest()
+    start = data.find(member)
+    end = start + len(member)
+    digest = hashlib.sha256()
+    if data[start - 1:start] == b",":
+        digest.update(data[:start - 1])
+        digest.update(data[end:])
+    elif data[end:end + 1] == b",":
+        digest.update(data[:start])
+        digest.update(data[end + 1:])
+    else:
+        digest.update(data[:start])
+        digest.update(data[end:])
+    return digest.hexdigest()
+
+
 def envelope_from_json(raw: Mapping[str, object]) -> Envelope:
     """A raw JSON object → a validated envelope; raises InvalidEnvelope with the reason."""
     try:
         return Envelope.model_validate(raw)
     except ValidationError as exc:
         raise InvalidEnvelope(f"envelope: {describe_error(exc)}") from exc
+
+
+_NO_PAYLOAD: JsonObject = {}
+
+
+def envelope_from_loaded(raw: JsonObject) -> Envelope:
+    """Like envelope_from_json, for an object straight from ``load_json_object`` or
+    ``load_canonical``: its payload is JSON by construction, so the envelope's fields are
+    validated with the payload set aside (checking each of its values to be JSON again is
+    most of the cost) and the payload dict is put back as is. Same envelope, same errors.
+    """
+    payload = raw.get("payload")
+    if isinstance(payload, dict):
+        try:
+            envelope = Envelope.model_validate({**raw, "payload": _NO_PAYLOAD})
+        except ValidationError:
+            pass  # the full validation words the errors exactly as before
+        else:
+            # The envelope was just built here and nobody else holds it: putting the payload
+            # in place directly is what model_copy(update=...) does, minus copying the rest.
+            envelope.__dict__["payload"] = payload
+            return envelope
+    return envelope_from_json(raw)
 
 
 def decode(data: bytes) -> Envelope:

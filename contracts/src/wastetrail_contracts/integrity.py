@@ -167,16 +167,19 @@ class ChainVerifier:
         self.chains[chain] = state
 
     def check(
-        self, fields: Mapping[str, object] | Envelope, offset: int | None = None
+        self, fields: Mapping[str, object] | Envelope, offset: int | None = None,
+        computed_hash: str | None = None,
     ) -> list[ChainFailure]:
         """Check the next record of its chain: the raw JSON object of an envelope.
 
         Pass the object exactly as read from the log (``codec.load_json_object``), not a
         re-serialised model, so that what is hashed is what was written.
+        ``computed_hash`` is ``envelope_hash(fields)`` when the caller already has it
+        (``codec.load_canonical`` computes it from the wire bytes while parsing them).
         """
         raw = envelope_to_json(fields) if isinstance(fields, Envelope) else fields
         failures: list[ChainFailure] = []
-        link = self._link(raw, offset, failures)
+        link = self._link(raw, offset, failures, computed_hash)
         if link is None:
             return failures
         chain = str(raw["chain_id"])
@@ -444,7 +447,8 @@ class ChainVerifier:
     # -- reading one record ---------------------------------------------------------------
 
     def _link(
-        self, raw: Mapping[str, object], offset: int | None, failures: list[ChainFailure]
+        self, raw: Mapping[str, object], offset: int | None, failures: list[ChainFailure],
+        computed_hash: str | None = None,
     ) -> _Link | None:
         chain = raw.get("chain_id")
         seq = raw.get("chain_seq")
@@ -466,7 +470,7 @@ class ChainVerifier:
             )
             return None
         try:
-            computed = envelope_hash(raw)
+            computed = computed_hash if computed_hash is not None else envelope_hash(raw)
         except (TypeError, ValueError) as exc:
             failures.append(
                 ChainFailure(FailureKind.MALFORMED, chain, seq, event_id,

@@ -302,11 +302,13 @@ class UnitOfWork:
         now = self.store.clock.now()
         rows = [{"consumer": consumer, "event_id": eid, "processed_at": now}
                 for eid in dict.fromkeys(event_ids)]
+        # One statement compiled once and executed for all rows (insertmanyvalues), rather
+        # than a .values(rows) statement that would be recompiled for every batch.
         if self.store.db.is_postgres:
-            stmt: Any = pg_insert(t).values(rows).on_conflict_do_nothing()
+            stmt: Any = pg_insert(t).on_conflict_do_nothing()
         else:
-            stmt = sqlite_insert(t).values(rows).on_conflict_do_nothing()
-        result = await self.session.execute(stmt.returning(t.c.event_id))
+            stmt = sqlite_insert(t).on_conflict_do_nothing()
+        result = await self.session.execute(stmt.returning(t.c.event_id), rows)
         return {row[0] for row in result}
 
     async def commit(self) -> list[Envelope]:
