@@ -42,34 +42,12 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import ErrorDetails
+from wastetrail_contracts.enums import Category as Category
+from wastetrail_contracts.enums import CommuneClass as CommuneClass
+from wastetrail_contracts.enums import CustomerClass as CustomerClass
 
-# The same string values as the shared contracts enums, so these can later be
-# re-pointed there without touching tariff files or stored invoices.
-
-
-class CommuneClass(StrEnum):
-    """Urban ward (phường) or rural commune (xã); tariffs usually differ."""
-
-    URBAN = "urban"
-    RURAL = "rural"
-
-
-class CustomerClass(StrEnum):
-    """Who generates the waste; prices and the Art. 79 exemption depend on it."""
-
-    HOUSEHOLD = "household"
-    INDIVIDUAL_BUSINESS = "individual_business"
-    ORGANISATION = "organisation"
-
-
-class Category(StrEnum):
-    """Sorting category of a load (Law on Environmental Protection 2020, Art. 75)."""
-
-    RECYCLABLE = "recyclable"
-    FOOD = "food"
-    OTHER = "other"
-    HAZARDOUS = "hazardous"
-    BULKY = "bulky"
+# Categories and classes are the contracts' shared vocabulary, re-exported above so the fee
+# arithmetic and its callers read as before.
 
 
 class Component(StrEnum):
