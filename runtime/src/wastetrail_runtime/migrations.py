@@ -55,3 +55,27 @@ def run_env(target_metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def create_runtime_tables() -> None:
+    """Create the runtime's tables (event store, outbox, chain heads, processed events) in
+    a service's initial migration — from the runtime's own definitions, so the four services
+    never carry copies of them."""
+    from alembic import op
+
+    from wastetrail_runtime.store import RuntimeTables
+
+    metadata = MetaData()
+    RuntimeTables(metadata)
+    metadata.create_all(bind=op.get_bind())
+
+
+def drop_runtime_tables() -> None:
+    """Drop the runtime's tables (the initial migration's downgrade)."""
+    from alembic import op
+
+    from wastetrail_runtime.store import RuntimeTables
+
+    metadata = MetaData()
+    RuntimeTables(metadata)
+    metadata.drop_all(bind=op.get_bind())

@@ -9,6 +9,8 @@ Create Date: 2026-11-22 22:18:50.187685
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
+from wastetrail_runtime.migrations import create_runtime_tables, drop_runtime_tables
 import sqlmodel  # autogenerate renders SQLModel string columns as AutoString
 from alembic import op
 
@@ -102,50 +104,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id')
     )
     op.create_index(op.f('ix_refused_return_station_id'), 'refused_return', ['station_id'], unique=False)
-    op.create_table('rt_chain_heads',
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('topic', sa.String(length=200), nullable=False),
-    sa.Column('partition', sa.Integer(), nullable=False),
-    sa.Column('seq', sa.BigInteger(), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('checkpoint_seq', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('checkpoint_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('chain_id')
-    )
-    op.create_table('rt_events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('stream_id', sa.String(length=80), nullable=False),
-    sa.Column('stream_version', sa.Integer(), nullable=False),
-    sa.Column('type', sa.String(length=80), nullable=False),
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
-    sa.Column('envelope', sa.LargeBinary(), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('chain_id', 'chain_seq', name='uq_rt_events_chain_seq'),
-    sa.UniqueConstraint('event_id'),
-    sa.UniqueConstraint('stream_id', 'stream_version', name='uq_rt_events_stream_version')
-    )
-    op.create_table('rt_outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
-    sa.Column('topic', sa.String(length=200), nullable=False),
-    sa.Column('partition', sa.Integer(), nullable=False),
-    sa.Column('key', sa.String(length=80), nullable=False),
-    sa.Column('value', sa.LargeBinary(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    op.create_index('ix_rt_outbox_pending', 'rt_outbox', ['chain_id', 'chain_seq'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-    op.create_table('rt_processed_events',
-    sa.Column('consumer', sa.String(length=120), nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id')
-    )
+    create_runtime_tables()
     op.create_table('station',
     sa.Column('station_id', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
@@ -215,11 +174,7 @@ def downgrade() -> None:
     op.drop_index('ix_trip_custody_open', table_name='trip', postgresql_where=sa.text('weighed_in_at IS NULL AND weighed_at IS NULL AND received_at IS NULL AND not_weighed_alert_id IS NULL'), sqlite_where=sa.text('weighed_in_at IS NULL AND weighed_at IS NULL AND received_at IS NULL AND not_weighed_alert_id IS NULL'))
     op.drop_table('trip')
     op.drop_table('station')
-    op.drop_table('rt_processed_events')
-    op.drop_index('ix_rt_outbox_pending', table_name='rt_outbox', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-    op.drop_table('rt_outbox')
-    op.drop_table('rt_events')
-    op.drop_table('rt_chain_heads')
+    drop_runtime_tables()
     op.drop_index(op.f('ix_refused_return_station_id'), table_name='refused_return')
     op.drop_table('refused_return')
     op.drop_table('receipt')

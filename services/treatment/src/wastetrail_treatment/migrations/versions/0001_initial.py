@@ -10,6 +10,8 @@ Create Date: 2026-11-22 22:19:20.918155
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
+from wastetrail_runtime.migrations import create_runtime_tables, drop_runtime_tables
 import sqlmodel
 from alembic import op
 
@@ -115,50 +117,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_redirects_destination_id'), 'redirects', ['destination_id'], unique=False)
     op.create_index(op.f('ix_redirects_receipt_id'), 'redirects', ['receipt_id'], unique=False)
-    op.create_table('rt_chain_heads',
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('topic', sa.String(length=200), nullable=False),
-    sa.Column('partition', sa.Integer(), nullable=False),
-    sa.Column('seq', sa.BigInteger(), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('checkpoint_seq', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('checkpoint_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('chain_id')
-    )
-    op.create_table('rt_events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('stream_id', sa.String(length=80), nullable=False),
-    sa.Column('stream_version', sa.Integer(), nullable=False),
-    sa.Column('type', sa.String(length=80), nullable=False),
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
-    sa.Column('envelope', sa.LargeBinary(), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('chain_id', 'chain_seq', name='uq_rt_events_chain_seq'),
-    sa.UniqueConstraint('event_id'),
-    sa.UniqueConstraint('stream_id', 'stream_version', name='uq_rt_events_stream_version')
-    )
-    op.create_table('rt_outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('chain_id', sa.String(length=160), nullable=False),
-    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
-    sa.Column('topic', sa.String(length=200), nullable=False),
-    sa.Column('partition', sa.Integer(), nullable=False),
-    sa.Column('key', sa.String(length=80), nullable=False),
-    sa.Column('value', sa.LargeBinary(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    op.create_index('ix_rt_outbox_pending', 'rt_outbox', ['chain_id', 'chain_seq'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-    op.create_table('rt_processed_events',
-    sa.Column('consumer', sa.String(length=120), nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id')
-    )
+    create_runtime_tables()
     op.create_table('treatment_records',
     sa.Column('treatment_id', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('receipt_id', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
@@ -212,11 +171,7 @@ def downgrade() -> None:
     op.drop_table('trips')
     op.drop_index(op.f('ix_treatment_records_receipt_id'), table_name='treatment_records')
     op.drop_table('treatment_records')
-    op.drop_table('rt_processed_events')
-    op.drop_index('ix_rt_outbox_pending', table_name='rt_outbox', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-    op.drop_table('rt_outbox')
-    op.drop_table('rt_events')
-    op.drop_table('rt_chain_heads')
+    drop_runtime_tables()
     op.drop_index(op.f('ix_redirects_receipt_id'), table_name='redirects')
     op.drop_index(op.f('ix_redirects_destination_id'), table_name='redirects')
     op.drop_table('redirects')
