@@ -7,6 +7,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 state="${WASTETRAIL_LOCAL_DIR:-$root/.local}/postgres"
 port="${WASTETRAIL_PG_PORT:-55432}"
+# As root, the cluster runs as the 'postgres' user, which must reach the data directory. A
+# checkout under a private directory (mode 700 somewhere above it) cannot host it: use a
+# directory of postgres's own then, one per checkout.
+if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 \
+    && ! runuser -u postgres -- test -x "$(dirname "$state")" 2>/dev/null; then
+  mkdir -p "$(dirname "$state")"
+  if ! runuser -u postgres -- test -x "$(dirname "$state")" 2>/dev/null; then
+    state="/var/lib/postgresql/wastetrail-$(printf '%s' "$root" | sha1sum | cut -c1-12)"
+  fi
+fi
 databases=(wastetrail_collection wastetrail_transfer wastetrail_treatment wastetrail_billing)
 
 bindir() {
