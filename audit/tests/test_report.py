@@ -74,6 +74,7 @@ def test_report_json_numbers_equal_hand_computed_values(report_dir: Path) -> Non
     u1, r1 = by["U1"], by["R1"]
     # U1: H1 (4) + H2 (2) = 6 persons × 1,000 g × 365 days
     assert (u1["households"], u1["members"], u1["generated_grams"]) == (2, 6, 2_190_000)
+    assert r["generation_estimate"]["days"] == 365
     assert u1["collected_grams"] == 80_000  # L1 30 kg + L2 50 kg
     # U1 is 80 % of T1; T1 gave B1 60 kg (U1: 48 kg = 48 % of B1) and B2 40 kg (U1: 32 kg
     # = 80 % of B2). B1: composting 60, sanitary 20, direct 10, refused 10 kg; B2: 40 kg burnt.
@@ -163,3 +164,27 @@ def test_report_csv_xlsx_and_html_hold_the_same_numbers(report_dir: Path) -> Non
     assert "64.80 %" in html and "33.33" in html and "93.39" in html
     assert "Trạm trung chuyển / Station st-1 — 0.140 t" in html
     assert "assumed" in html
+
+
+@pytest.mark.integration
+def test_generation_can_be_estimated_over_the_days_the_log_covers(
+    hand_log: ProducedLog, tmp_path: Path
+) -> None:
+    targets = tmp_path / "demo.toml"
+    targets.write_text(TARGETS, encoding="utf-8")
+    common = ["report", "--year", "2025", "--province", "demo", "--targets", str(targets),
+              "--bootstrap", hand_log.bootstrap, "--topic-prefix", hand_log.prefix,
+              "--keys-dir", str(hand_log.keys_dir), "--quiet"]
+    result = CliRunner().invoke(app, [*common, "--estimate-over", "covered",
+                                      "--out", str(tmp_path / "out"),
+                                      "--work-dir", str(tmp_path / "work")])
+    assert result.exit_code == 0, result.output
+    r = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    # Every load of the hand-made log was collected on 3 March 2025: one day covered.
+    assert r["generation_estimate"]["days"] == 1
+    by = {c["scope"]: c for c in r["communes"]}
+    assert by["U1"]["generated_grams"] == 6 * 1_000 * 1
+    assert by["R1"]["generated_grams"] == 8 * 500 * 1
+    bad = CliRunner().invoke(app, [*common, "--estimate-over", "month",
+                                   "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2

@@ -141,8 +141,9 @@ def run_demo() -> int:
         "replay": ["replay"],
         "verify-balances": ["verify-balances", "--billing-url", "http://127.0.0.1:8004",
                             "--token", auditor],
+        # A few simulated days, so generation is estimated over the days simulated.
         "report": ["report", "--year", "2026", "--province", PROVINCE,
-                   "--out", str(OUT / "report")],
+                   "--estimate-over", "covered", "--out", str(OUT / "report")],
     }.items():
         ok, text = _audit(args)
         audit[name] = {"ok": ok, "output": text[-600:]}

@@ -323,6 +323,11 @@ def report_command(
         typer.Option("--targets", exists=True, dir_okay=False,
                      help="Targets TOML (default audit/targets/<province>.toml)."),
     ] = None,
+    estimate_over: Annotated[
+        str,
+        typer.Option("--estimate-over", help="Estimate generation over the calendar 'year' "
+                     "or over the days 'covered' by the year's collections."),
+    ] = "year",
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
@@ -333,6 +338,9 @@ def report_command(
     quiet: Quiet = False,
 ) -> None:
     """The annual indicator report per commune and province: HTML, CSV, XLSX and JSON."""
+    if estimate_over not in ("year", "covered"):
+        _err(f"error: --estimate-over is 'year' or 'covered', not {estimate_over!r}")
+        raise typer.Exit(2)
     targets_file = targets or default_targets_file(province)
     try:
         plan_ = load_targets(targets_file)
@@ -346,7 +354,7 @@ def report_command(
                      workers, quiet) as (path, summary):
         conn = sqlite3.connect(path)
         try:
-            numbers = compute(conn, plan_, year)
+            numbers = compute(conn, plan_, year, estimate_over=estimate_over)
         finally:
             conn.close()
     if summary is None:

@@ -5,7 +5,8 @@ How each number is derived (year = calendar year in Asia/Ho_Chi_Minh time):
 * **households, members** — generators of kind household whose latest registration or
   status change says active, by the commune of their registration.
 * **generated (estimated)** — members × grams per person per day (targets file, by
-  urban/rural) × days in the year.
+  urban/rural) × days in the year (or, with ``--estimate-over covered``, × the days from the
+  year's first to its last collection).
 * **collected** — Σ grams of the loads collected in the year (one per load_id).
 * **treated by method** — the fate of the waste collected in the year: each commune's part
   of a trip (its loads' grams / the trip's scanned grams) follows the trip's allocations
@@ -34,6 +35,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
@@ -167,6 +169,10 @@ class ProvinceReport:
     flows: dict[tuple[str, str], float]
     assessments: dict[str, list[Assessment]]
     targets: Targets
+    # Days the generation estimate covers: the calendar year, or (``covered``) the days from
+    # the first to the last collection in the log — for a province that started mid-year
+    # or a simulation of a few days.
+    generation_days: int = 0
 
     @property
     def cost_recovery(self) -> Fraction | None:
@@ -182,10 +188,24 @@ def _int(value: object) -> int:
     return int(str(value)) if value is not None else 0
 
 
-def compute(conn: sqlite3.Connection, targets: Targets, year: int) -> ProvinceReport:
-    """The report's numbers for one province and year (see the module docstring)."""
+def compute(
+    conn: sqlite3.Connection, targets: Targets, year: int, *, estimate_over: str = "year"
+) -> ProvinceReport:
+    """The report's numbers for one province and year (see the module docstring).
+
+    ``estimate_over="covered"`` estimates generation over the days from the year's first to
+    its last collection (local dates) instead of the whole calendar year.
+    """
     y = str(year)
     days = 366 if calendar.isleap(year) else 365
+    if estimate_over == "covered":
+        first, last = conn.execute(
+            "SELECT MIN(date(collected_at, '+7 hours')), MAX(date(collected_at, '+7 hours')) "
+            f"FROM loads WHERE {YEAR_OF.format(col='collected_at')} = ?", (y,)).fetchone()
+        if first and last:
+            days = (date.fromisoformat(str(last)) - date.fromisoformat(str(first))).days + 1
+    elif estimate_over != "year":
+        raise ValueError(f"estimate_over: 'year' or 'covered', not {estimate_over!r}")
     communes: dict[str, Indicators] = {}
 
     def commune(code: str) -> Indicators:
@@ -270,7 +290,7 @@ def compute(conn: sqlite3.Connection, targets: Targets, year: int) -> ProvinceRe
         province=targets.province, name=targets.name, year=year, communes=selected,
         total=total, urban=urban, rural=rural, costs=costs,
         epr=_epr(conn, y, targets, wanted if targets.communes is not None else None),
-        flows=dict(diagram), assessments={}, targets=targets,
+        flows=dict(diagram), assessments={}, targets=targets, generation_days=days,
     )
     report.assessments = _assess(report)
     return report

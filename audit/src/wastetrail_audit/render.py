@@ -254,6 +254,7 @@ def report_json(report: ProvinceReport, integrity: dict[str, object]) -> dict[st
         "log_integrity": integrity,
         "generation_estimate": {
             **t.generation.model_dump(mode="json"),
+            "days": report.generation_days,
         },
         "communes": [_scope_json(c, report.assessments.get(c.scope, [])) for c in report.communes],
         "province_totals": {
