@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.metrics import Metrics
@@ -144,12 +144,3 @@ class OutboxRelay:
                     select(func.count()).select_from(t).where(t.c.published_at.is_(None))
                 )).scalar() or 0
             )
-
-    async def purge_published(self, older_than: datetime) -> int:
-        """Delete published rows older than a time (the event store keeps the events)."""
-        t = self.store.tables.outbox
-        async with self.store.db.session() as session, session.begin():
-            result = await session.execute(
-                delete(t).where(t.c.published_at.is_not(None), t.c.published_at < older_than)
-            )
-            return int(result.rowcount)  # type: ignore[attr-defined]

@@ -277,25 +277,10 @@ class UnitOfWork:
             )
         self._versions[stream_id] = current + len(events)
 
-    async def already_processed(self, consumer: str, event_id: str) -> bool:
-        """Record that a consumer handles this event; True if it already had (a redelivery).
-
-        The row is written in this transaction, so it commits or rolls back together with
-        whatever the handler changes.
-        """
-        t = self.store.tables.processed
-        values = {"consumer": consumer, "event_id": event_id,
-                  "processed_at": self.store.clock.now()}
-        if self.store.db.is_postgres:
-            stmt: Any = pg_insert(t).values(**values).on_conflict_do_nothing()
-        else:
-            stmt = sqlite_insert(t).values(**values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt)
-        return bool(result.rowcount == 0)  # type: ignore[attr-defined]
-
     async def claim_unprocessed(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
-        """Record many events as handled by a consumer in one statement; returns those that
-        were new (the others are redeliveries). Same transaction rules as already_processed."""
+        """Record events as handled by a consumer, in one statement; returns those that were
+        new (the others are redeliveries). The rows are written in this transaction, so they
+        commit or roll back together with whatever the handlers change."""
         if not event_ids:
             return set()
         t = self.store.tables.processed

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from wastetrail_contracts.topics import CONSUMERS, DLQ_RETENTION_MS, TopicSpec, all_topics
+from wastetrail_contracts.topics import CONSUMERS, DLQ_RETENTION_MS, all_topics
 
 from wastetrail_runtime.consumer import retry_topic
 
@@ -46,8 +46,3 @@ async def ensure_topics(
     finally:
         await admin.close()
     return created
-
-
-def spec_topics(specs: Iterable[TopicSpec], prefix: str = "") -> list[tuple[str, int, int]]:
-    """Topic tuples for some catalog entries."""
-    return [(s.qualified(prefix), s.partitions, s.retention_ms) for s in specs]
