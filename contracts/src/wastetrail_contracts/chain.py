@@ -24,7 +24,7 @@ from wastetrail_contracts.base import Event
 from wastetrail_contracts.codec import (
     InvalidEnvelope,
     describe_error,
-    envelope_hash,
+    envelope_hash_finite,
     envelope_to_json,
     payload_json,
 )
@@ -70,12 +70,12 @@ def seal_envelope(fields: Mapping[str, object]) -> Envelope:
         draft = Envelope.model_validate({**fields, "hash": _UNSEALED})
     except ValidationError as exc:
         raise InvalidEnvelope(f"envelope: {describe_error(exc)}") from exc
-    return draft.model_copy(update={"hash": envelope_hash(envelope_to_json(draft))})
+    return draft.model_copy(update={"hash": envelope_hash_finite(envelope_to_json(draft))})
 
 
 def hash_is_valid(envelope: Envelope) -> bool:
     """Whether the envelope's ``hash`` matches its content."""
-    return envelope_hash(envelope_to_json(envelope)) == envelope.hash
+    return envelope_hash_finite(envelope_to_json(envelope)) == envelope.hash
 
 
 def next_envelope(

@@ -41,7 +41,7 @@ from sqlalchemy.orm import registry as orm_registry
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor, Envelope, Event
 from wastetrail_contracts.chain import seal_envelope
-from wastetrail_contracts.codec import canonical_bytes, envelope_hash, payload_json
+from wastetrail_contracts.codec import canonical_bytes_finite, envelope_hash_finite, payload_json
 from wastetrail_contracts.envelope import GENESIS_HASH, uuid7
 from wastetrail_contracts.integrity import chain_id
 from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, partition_for
@@ -358,8 +358,9 @@ class UnitOfWork:
                 # re-serialisation). The first envelope of each commit goes through the
                 # contracts' full validation; the rest share its shape, and their only
                 # caller-supplied field, the stream id, is checked below.
-                digest = envelope_hash(fields)
-                value = canonical_bytes({**fields, "hash": digest})
+                # Every value is a validated model's JSON dump: floats are finite.
+                digest = envelope_hash_finite(fields)
+                value = canonical_bytes_finite({**fields, "hash": digest})
                 if not self._sealed:
                     envelope = seal_envelope(fields)
                     if envelope.hash != digest:  # pragma: no cover — encodings diverged
