@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
-from wastetrail_contracts import ContractError, Envelope, Event, decode, parse_payload
+from wastetrail_contracts import ContractError, Envelope, Event, parse_payload
+from wastetrail_contracts.codec import envelope_from_loaded, load_canonical
 from wastetrail_contracts.topics import dead_letter_topic, event_topic
 
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var, get_logger
@@ -30,6 +31,7 @@ from wastetrail_runtime.store import EventStore, UnitOfWork
 log = get_logger(__name__)
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any, Envelope, UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[Sequence[tuple[Any, Envelope]], UnitOfWork], Awaitable[None]]
 
 
 def retry_topic(consumer: str, prefix: str = "") -> str:
@@ -56,6 +58,7 @@ class Consumer:
     name: str
     source: str
     handlers: dict[str, Handler] = field(default_factory=dict)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
 
     def on(self, event_cls: type[E]) -> Callable[
         [Callable[[E, Envelope, UnitOfWork], Awaitable[None]]],
@@ -67,6 +70,32 @@ class Consumer:
             fn: Callable[[E, Envelope, UnitOfWork], Awaitable[None]],
         ) -> Callable[[E, Envelope, UnitOfWork], Awaitable[None]]:
             self.handlers[event_cls.event_type] = cast(Handler, fn)
+            return fn
+
+        return register
+
+    def on_many(self, event_cls: type[E]) -> Callable[
+        [Callable[[Sequence[tuple[E, Envelope]], UnitOfWork], Awaitable[None]]],
+        Callable[[Sequence[tuple[E, Envelope]], UnitOfWork], Awaitable[None]],
+    ]:
+        """Register a handler that takes a run of consecutive events of one type at once.
+
+        Within a batch, consecutive events of this type (in partition order, redeliveries
+        removed) reach the handler in one call, so it can write them with one statement;
+        a run ends at the first event of another type, so order across types is kept.
+        Retried or dead-lettered records reach it alone, as a run of one.
+        """
+
+        def register(
+            fn: Callable[[Sequence[tuple[E, Envelope]], UnitOfWork], Awaitable[None]],
+        ) -> Callable[[Sequence[tuple[E, Envelope]], UnitOfWork], Awaitable[None]]:
+            many = cast(BatchHandler, fn)
+
+            async def one(event: Any, envelope: Envelope, uow: UnitOfWork) -> None:
+                await many([(event, envelope)], uow)
+
+            self.batch_handlers[event_cls.event_type] = many
+            self.handlers[event_cls.event_type] = one
             return fn
 
         return register
@@ -126,7 +155,10 @@ class ConsumerRunner:
 
     async def _decode(self, record: Record) -> tuple[Envelope, Event] | None:
         try:
-            envelope = decode(record.value)
+            # codec.decode, through the fast path the auditors use: a canonical record
+            # (what every producer writes) is parsed by orjson and its payload checked once,
+            # against its model below; anything else takes the strict path, same errors.
+            envelope = envelope_from_loaded(load_canonical(record.value)[0])
         except ContractError as exc:
             await self.dead_letter(record, exc.reason, attempts=1)
             return None
@@ -145,15 +177,24 @@ class ConsumerRunner:
             # One statement records the whole batch; events already recorded are redeliveries.
             fresh = await uow.claim_unprocessed(
                 self.consumer.name, [envelope.event_id for _r, envelope, _e in items])
+            run: list[tuple[Any, Envelope]] = []  # consecutive events for one batch handler
             for _record, envelope, event in items:
                 if envelope.event_id not in fresh:
                     duplicates += 1
                     continue
                 fresh.discard(envelope.event_id)  # a copy later in the same batch is a duplicate
+                applied += 1
+                if run and run[0][1].type != envelope.type:
+                    await self._apply_run(run, uow)
+                    run = []
+                if envelope.type in self.consumer.batch_handlers:
+                    run.append((event, envelope))
+                    continue
                 correlation_id_var.set(envelope.correlation_id)
                 causation_id_var.set(envelope.event_id)
                 await self.consumer.handlers[envelope.type](event, envelope, uow)
-                applied += 1
+            if run:
+                await self._apply_run(run, uow)
             await uow.commit()
         self.applied += applied
         self.duplicates += duplicates
@@ -162,6 +203,12 @@ class ConsumerRunner:
                 applied)
             self.metrics.duplicates.labels(self.metrics.service, self.consumer.name).inc(
                 duplicates)
+
+    async def _apply_run(self, run: Sequence[tuple[Any, Envelope]], uow: UnitOfWork) -> None:
+        first = run[0][1]
+        correlation_id_var.set(first.correlation_id)
+        causation_id_var.set(first.event_id)
+        await self.consumer.batch_handlers[first.type](run, uow)
 
     async def _apply_with_retries(self, item: tuple[Record, Envelope, Event]) -> None:
         record, envelope, _event = item

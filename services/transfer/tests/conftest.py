@@ -52,14 +52,18 @@ class Transfer:
         """Headers of the operator of one station."""
         return self.auth(Role.STATION_OPERATOR, site_id=station_id)
 
-    async def feed(self, *events: Event, source: str | None = None) -> list[Envelope]:
+    async def feed(self, *events: Event, source: str | None = None,
+                   batch: bool = False) -> list[Envelope]:
         """Hand events of another service to the app's consumers, as Kafka would.
 
         The envelopes are real hash-chained envelopes, applied by the runtime's
         ConsumerRunner (decode, idempotency row, handler, commit) — only the broker hop
-        is skipped, to keep these tests fast and ordered.
+        is skipped, to keep these tests fast and ordered. ``batch``: all of them in one
+        consumer batch per runner (one transaction, batch handlers), as a busy
+        partition delivers them.
         """
         sent = []
+        batches: dict[str, list[Record]] = {}
         for event in events:
             origin = source or ("collection" if event.event_type.startswith("collection.")
                                 else "treatment")
@@ -75,9 +79,15 @@ class Transfer:
                                      stream_version=self.versions[stream_id],
                                      actor=SYSTEM_ACTOR, occurred_at=now, recorded_at=now,
                                      correlation_id=uuid7())
-            await runner.process(Record(topic=topic, partition=0, offset=envelope.chain_seq - 1,
-                                        key=stream_id.encode(), value=encode(envelope)))
+            record = Record(topic=topic, partition=0, offset=envelope.chain_seq - 1,
+                            key=stream_id.encode(), value=encode(envelope))
+            if batch:
+                batches.setdefault(runner.consumer.name, []).append(record)
+            else:
+                await runner.process(record)
             sent.append(envelope)
+        for name, records in batches.items():
+            await self.runners[name].process_batch(records)
         return sent
 
     async def stream(self, stream_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -151,6 +151,32 @@ async def test_redelivered_load_is_counted_once(transfer: Any, ev: Any) -> None:
     assert (status["scanned_load_count"], status["scanned_grams"]) == (1, 300_000)
 
 
+async def test_loads_in_one_consumer_batch_count_once_and_reconcile_at_the_last(
+    transfer: Any, ev: Any
+) -> None:
+    t = transfer
+    await register(t)
+    await t.feed(ev.vehicle("V8"), ev.started("T8", vehicle_id="V8"))
+    op = t.operator("S1")
+    weighed = await t.client.post("/v1/stations/S1/weighings", headers=op, json={
+        "trip_id": "T8", "vehicle_id": "V8", "gross_grams": 9_000_000})
+    assert weighed.status_code == 201, weighed.text
+    await t.client.post("/v1/stations/S1/weighings/T8/out", headers=op,
+                        json={"tare_grams": 8_000_000})
+    # One batch: three loads, one of them announced twice (a device re-sync), the close.
+    await t.feed(ev.load("T8", "L81", 400_000, vehicle_id="V8"),
+                 ev.load("T8", "L82", 300_000, "recyclable", vehicle_id="V8"),
+                 ev.load("T8", "L81", 400_000, vehicle_id="V8"),
+                 ev.load("T8", "L83", 250_000, vehicle_id="V8"),
+                 ev.closed("T8", 3, 950_000, vehicle_id="V8"), batch=True)
+    status = (await t.client.get("/v1/trips/T8/reconciliation", headers=op)).json()
+    assert (status["status"], status["scanned_load_count"], status["scanned_grams"]) == (
+        "reconciled", 3, 950_000)
+    assert status["difference_grams"] == 50_000
+    [reconciled] = await t.events_of_type("T8", "transfer.trip_reconciled")
+    assert (reconciled["scanned_grams"], reconciled["load_count"]) == (950_000, 3)
+
+
 async def test_weighing_rules(transfer: Any, ev: Any) -> None:
     t = transfer
     await register(t)

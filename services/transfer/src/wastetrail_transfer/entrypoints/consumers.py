@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wastetrail_contracts import Envelope
 from wastetrail_contracts.events.collection import (
     LoadCollected,
@@ -33,9 +35,10 @@ def make_consumers(rt: ServiceRuntime) -> list[Consumer]:
     async def on_trip_started(event: TripStarted, envelope: Envelope, uow: UnitOfWork) -> None:
         await projections.trip_started(uow, event)
 
-    @collection.on(LoadCollected)
-    async def on_load(event: LoadCollected, envelope: Envelope, uow: UnitOfWork) -> None:
-        await projections.load_collected(uow, event, tolerance, rt.clock.now())
+    @collection.on_many(LoadCollected)
+    async def on_loads(items: Sequence[tuple[LoadCollected, Envelope]], uow: UnitOfWork) -> None:
+        await projections.loads_collected(uow, [event for event, _ in items], tolerance,
+                                          rt.clock.now())
 
     @collection.on(TripClosed)
     async def on_trip_closed(event: TripClosed, envelope: Envelope, uow: UnitOfWork) -> None:
