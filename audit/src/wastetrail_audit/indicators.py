@@ -3,7 +3,8 @@
 How each number is derived (year = calendar year in Asia/Ho_Chi_Minh time):
 
 * **households, members** — generators of kind household whose latest registration or
-  status change says active, by the commune of their registration.
+  status change says active, by the commune of their registration; members also counts
+  the people of active organisations (their waste is collected and counted too).
 * **generated (estimated)** — members × grams per person per day (targets file, by
   urban/rural) × days in the year (or, with ``--estimate-over covered``, × the days from the
   year's first to its last collection).
@@ -225,9 +226,11 @@ def compute(
     for code, cls in _rows(conn, f"SELECT commune, commune_class FROM ({latest_generators}) "
                                  "GROUP BY commune, commune_class ORDER BY COUNT(*) ASC"):
         commune(str(code)).commune_class = str(cls)  # the most common class wins (last)
+    # Collected counts every load, organisations' too, so generation is estimated over
+    # the people of every active generator (an organisation registers its staff).
     for code, households, members in _rows(
-        conn, f"SELECT commune, COUNT(*), SUM(members) FROM ({latest_generators}) "
-              f"WHERE kind = 'household' AND active = 1 GROUP BY commune"):
+        conn, f"SELECT commune, SUM(CASE WHEN kind = 'household' THEN 1 ELSE 0 END), "
+              f"SUM(members) FROM ({latest_generators}) WHERE active = 1 GROUP BY commune"):
         c = commune(str(code))
         c.households, c.members = _int(households), _int(members)
     for code, served in _rows(
