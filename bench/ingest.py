@@ -118,22 +118,38 @@ async def stop_stack(admin_url: str, stack: Stack) -> None:
 
 
 @dataclass
+class Lane:
+    """One vehicle on its round: its device's credentials and its open trip."""
+
+    trip: str
+    headers: dict[str, str]
+    sent: int = 0
+
+
+@dataclass
 class Sender:
-    """Registers a generator population and posts scan batches for one trip."""
+    """Registers a generator population and ``lanes`` vehicles, each with a device and an
+    open trip, and posts scan batches for them.
+
+    A province at thousands of loads a second has hundreds of vehicles on their rounds;
+    collection events are keyed by trip, so one trip alone would put every load on one
+    partition and serialise every batch on one trip's row lock.
+    """
 
     client: httpx.AsyncClient
     base: str
     generators: int
+    lanes: int = 8
     tags: list[str] = field(default_factory=list)
-    trip: str = ""
-    sent: int = 0
-    device: dict[str, str] = field(default_factory=dict)
+    trips: list[Lane] = field(default_factory=list)
+    turn: int = 0
 
     async def setup(self, run: str) -> None:
         admin = {"Authorization": f"Bearer {issue_token(SECRET, 'bench', Role.ADMIN)}"}
 
-        async def post(path: str, body: object) -> httpx.Response:
-            resp = await self.client.post(self.base + path, json=body, headers=admin)
+        async def post(path: str, body: object,
+                       headers: dict[str, str] = admin) -> httpx.Response:
+            resp = await self.client.post(self.base + path, json=body, headers=headers)
             if resp.status_code not in (200, 201):
                 raise RuntimeError(f"POST {path}: {resp.status_code} {resp.text[:300]}")
             return resp
@@ -150,31 +166,35 @@ class Sender:
 
         await asyncio.gather(*(register(n) for n in range(self.generators)))
         await post("/v1/collectors", {"collector_id": f"c{run}", "name": "Bench collector"})
-        await post("/v1/vehicles", {"vehicle_id": f"v{run}", "plate": f"29C-{run[:5]}",
-                                    "collector_id": f"c{run}", "capacity_grams": 90_000_000,
-                                    "registered_tare_grams": 5_000_000})
-        await post("/v1/devices", {"device_id": f"d{run}", "collector_id": f"c{run}",
-                                   "vehicle_id": f"v{run}"})
-        token = issue_token(SECRET, f"d{run}", Role.COLLECTOR, device_id=f"d{run}")
-        self.device = {"Authorization": f"Bearer {token}"}
-        self.trip = f"trip-{run}"
-        resp = await self.client.post(self.base + "/v1/trips", headers=self.device, json={
-            "trip_id": self.trip, "vehicle_id": f"v{run}", "crew": ["a"], "commune": "P01",
-            "started_at": T0.isoformat()})
-        if resp.status_code != 201:
-            raise RuntimeError(f"trip: {resp.status_code} {resp.text[:300]}")
+        for lane in range(self.lanes):
+            vehicle, device = f"v{run}-{lane}", f"d{run}-{lane}"
+            await post("/v1/vehicles", {"vehicle_id": vehicle, "plate": f"29C-{lane:03d}",
+                                        "collector_id": f"c{run}", "capacity_grams": 90_000_000,
+                                        "registered_tare_grams": 5_000_000})
+            await post("/v1/devices", {"device_id": device, "collector_id": f"c{run}",
+                                       "vehicle_id": vehicle})
+            token = issue_token(SECRET, device, Role.COLLECTOR, device_id=device)
+            headers = {"Authorization": f"Bearer {token}"}
+            trip = f"trip-{run}-{lane}"
+            await post("/v1/trips", {"trip_id": trip, "vehicle_id": vehicle, "crew": ["a"],
+                                     "commune": "P01", "started_at": T0.isoformat()}, headers)
+            self.trips.append(Lane(trip, headers))
 
-    async def batch(self, size: int) -> tuple[list[str], float]:
-        """Post one batch; (accepted load ids, monotonic time of the answer)."""
+    async def batch(self, size: int, lane: int | None = None) -> tuple[list[str], float]:
+        """Post one batch for a lane (the next one in turn if None);
+        (accepted load ids, monotonic time of the answer)."""
+        if lane is None:
+            lane, self.turn = self.turn % len(self.trips), self.turn + 1
+        trip = self.trips[lane]
         scans = []
         for _ in range(size):
-            n = self.sent
-            self.sent += 1
-            scans.append({"idempotency_key": f"{self.trip}-{n}", "trip_id": self.trip,
+            n = trip.sent
+            trip.sent += 1
+            scans.append({"idempotency_key": f"{trip.trip}-{n}", "trip_id": trip.trip,
                           "tag_id": self.tags[n % len(self.tags)],
                           "category": "food" if n % 2 else "other", "grams": 100 + n % 200,
                           "collected_at": (T0 + timedelta(seconds=1 + n // 1000)).isoformat()})
-        resp = await self.client.post(self.base + "/v1/loads/batch", headers=self.device,
+        resp = await self.client.post(self.base + "/v1/loads/batch", headers=trip.headers,
                                       json={"scans": scans})
         answered = time.monotonic()
         if resp.status_code != 200:
@@ -187,20 +207,21 @@ async def _charges(billing_db: str) -> asyncpg.Connection:
 
 
 async def throughput(sender: Sender, billing: asyncpg.Connection, *, batch: int,
-                     duration: float, in_flight: int = 4) -> tuple[float, float, int]:
+                     duration: float, in_flight: int = 8) -> tuple[float, float, int]:
     """(accepted loads/s, end-to-end loads/s visible in billing, loads accepted)."""
     before = int(await billing.fetchval("SELECT count(*) FROM charges"))
     accepted = 0
     started = time.monotonic()
     stop = started + duration
 
-    async def worker() -> None:
+    async def worker(lane: int) -> None:
         nonlocal accepted
         while time.monotonic() < stop:
-            ids, _ = await sender.batch(batch)
+            ids, _ = await sender.batch(batch, lane)
             accepted += len(ids)
 
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    # One request in flight per vehicle, as devices sync: several vehicles at once.
+    await asyncio.gather(*(worker(lane) for lane in range(min(in_flight, len(sender.trips)))))
     sent_secs = time.monotonic() - started
     deadline = time.monotonic() + max(300.0, 10 * duration)
     while True:
@@ -220,15 +241,22 @@ async def latency(sender: Sender, billing: asyncpg.Connection, *, batch: int, ra
     interval = batch / rate
     done = asyncio.Event()
 
+    async def send() -> None:
+        ids, at = await sender.batch(batch)
+        for load_id in ids:
+            pending[load_id] = at
+
     async def offer() -> None:
+        # Open loop: a batch leaves every ``interval`` whether or not the previous one was
+        # answered (vehicles do not wait for each other), round robin over the vehicles.
         start = time.monotonic()
         n = 0
+        sent: list[asyncio.Task[None]] = []
         while time.monotonic() - start < duration:
-            ids, at = await sender.batch(batch)
-            for load_id in ids:
-                pending[load_id] = at
+            sent.append(asyncio.create_task(send()))
             n += 1
             await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+        await asyncio.gather(*sent)
         done.set()
 
     async def watch() -> None:
