@@ -71,7 +71,11 @@ async def test_relay_killed_between_publish_and_mark_loses_and_doubles_nothing(
         while await relay.publish_pending():
             pass
         records = await _read_all(kafka_bootstrap, store.topic, 4)
-        assert len(records) == 45  # the first batch of 5 reached Kafka twice
+        # The chains' first batches of 5 were in flight together: the one whose ack came
+        # first killed the relay, others may have been acknowledged too. Each of those
+        # reached Kafka twice; nothing else did.
+        assert 45 <= len(records) <= 40 + 4 * 5
+        assert len({value for value, _headers in records}) == 40
         await _apply_topic(store, producer, kafka_bootstrap, prefix)
     finally:
         await producer.stop()

@@ -6,23 +6,30 @@ order. On PostgreSQL several relays may run: each chain is claimed with a transa
 advisory lock, so two relays never publish the same chain at once. The producer is
 idempotent with ``acks=all``; a crash between publish and mark republishes the same
 records, which consumers drop by event id and auditors recognise as duplicates.
+
+Chains are independent, so up to ``concurrency`` of them are published at once (one
+wait for Kafka's acknowledgement per round, not one per chain). Published rows are kept
+``keep_published`` (the event store keeps every event for good; the outbox is only the
+queue) and then deleted, at most once a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.store import EventStore
 
 log = get_logger(__name__)
+_PURGE_EVERY_SECONDS = 60.0
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -49,6 +56,8 @@ class OutboxRelay:
         poll_seconds: float = 0.05,
         metrics: Metrics | None = None,
         after_publish: Callable[[int], None] | None = None,
+        concurrency: int = 8,
+        keep_published: timedelta = timedelta(hours=1),
     ) -> None:
         self.store = store
         # Fault-injection point for tests: called after Kafka acknowledged a batch and
@@ -59,6 +68,9 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.metrics = metrics
         self.published = 0
+        self.concurrency = max(1, concurrency)
+        self.keep_published = keep_published
+        self._last_purge = 0.0
 
     async def run(self) -> None:
         """Publish forever; survive broker outages by retrying with backoff."""
@@ -66,6 +78,9 @@ class OutboxRelay:
         while True:
             try:
                 moved = await self.publish_pending()
+                if time.monotonic() - self._last_purge > _PURGE_EVERY_SECONDS:
+                    self._last_purge = time.monotonic()
+                    await self.purge_published()
                 backoff = self.poll_seconds
             except asyncio.CancelledError:
                 raise
@@ -90,10 +105,25 @@ class OutboxRelay:
                     select(t.c.chain_id).where(t.c.published_at.is_(None)).group_by(t.c.chain_id)
                 )
             ).scalars().all()
-        total = 0
-        for chain in chains:
-            total += await self._publish_chain(chain)
-        return total
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(chain: str) -> int:
+            async with gate:
+                return await self._publish_chain(chain)
+
+        return sum(await asyncio.gather(*(one(chain) for chain in chains)))
+
+    async def purge_published(self, now: datetime | None = None) -> int:
+        """Delete outbox rows published more than ``keep_published`` ago; how many."""
+        t = self.store.tables.outbox
+        cutoff = (now or datetime.now(UTC)) - self.keep_published
+        async with self.store.db.session() as session, session.begin():
+            result = await session.execute(
+                delete(t).where(t.c.published_at.is_not(None), t.c.published_at < cutoff))
+        purged = int(getattr(result, "rowcount", 0) or 0)
+        if purged:
+            log.info("relay.purged", rows=purged)
+        return purged
 
     async def _publish_chain(self, chain: str) -> int:
         t = self.store.tables.outbox
