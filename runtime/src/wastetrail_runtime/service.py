@@ -51,6 +51,9 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     create_all: bool = False  # tests only: skip Alembic and create the tables directly
+    # The service's queries need PostgreSQL (e.g. billing's month-end run: table locks,
+    # COPY, unnest): refuse SQLite at start-up instead of failing at the first such query.
+    requires_postgres: bool = False
 
 
 @dataclass
@@ -110,6 +113,10 @@ def build_service(
     """The service's ASGI app; start-up migrates, starts the relay and the consumers."""
     settings.service = settings.service or spec.name
     configure_logging(spec.name, settings.log_level)
+    if spec.requires_postgres and not settings.resolved_database_url().startswith("postgresql"):
+        raise ValueError(
+            f"{spec.name} needs PostgreSQL: set WASTETRAIL_DATABASE_URL to a "
+            f"postgresql+asyncpg:// URL (SQLite is the default only for the other services)")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

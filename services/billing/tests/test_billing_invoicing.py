@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from billing_support import TARIFFS, Billing, Events
 from wastetrail_billing.adapters.ledger import post_entry
 from wastetrail_billing.domain.ledger import JournalEntry, Posting
+from wastetrail_billing.handlers import invoicing
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.enums import Role
 
@@ -230,3 +232,107 @@ async def test_accounts_without_a_tariff_are_skipped_with_the_reason(
     assert run["issued"] == []
     assert run["skipped"] == [{"account_id": "HH-2", "reason": "no tariff is assigned to "
                                "commune 'PHUONG-1' (nor a default '*')"}]
+
+
+async def test_a_late_load_is_listed_without_an_invoice_and_billed_loads_with_theirs(
+        billing: Billing, ev: type[Events]) -> None:
+    await billing.publish_tariff("split", SPLIT_TARIFF)
+    await january_loads(billing, ev)
+    await billing.run_invoicing("2026-01")
+    await billing.feed(ev.load("HH-1-LATE", "HH-1", 2_000, utc(2026, 1, 25, 2)))
+
+    r = await billing.client.get("/v1/accounts/HH-1/charges", params={"period": "2026-01"},
+                                 headers=billing.auth(Role.AUDITOR))
+    on = {c["load_id"]: c["invoice_id"] for c in r.json()["items"]}
+    assert on == {"HH-1-L1": "INV-202601-HH-1", "HH-1-L2": "INV-202601-HH-1",
+                  "HH-1-L3": "INV-202601-HH-1", "HH-1-L4": "INV-202601-HH-1",
+                  "HH-1-L5": "INV-202601-HH-1", "HH-1-LATE": None}
+    # February's load (L6) is not January's; February is not invoiced yet.
+    r = await billing.client.get("/v1/accounts/HH-1/charges", params={"period": "2026-02"},
+                                 headers=billing.auth(Role.AUDITOR))
+    assert [(c["load_id"], c["invoice_id"]) for c in r.json()["items"]] == [("HH-1-L6", None)]
+
+
+PER_BAG_TARIFF = """
+province = "Tỉnh Ví Dụ"
+label = "TEST per-bag tariff"
+note = "hand-computed test tariff"
+
+[[versions]]
+effective_from = 2026-01-01
+vat_rate_bp = 0
+[[versions.rules]]
+commune_class = "urban"
+customer_class = "household"
+category = "other"
+component = "collection"
+basis = "per_bag"
+bag_prices = { "20l" = 3000, "40l" = 5500 }
+"""
+
+
+async def test_a_load_the_tariff_cannot_price_skips_its_account_only_and_is_named(
+        billing: Billing, ev: type[Events]) -> None:
+    await billing.publish_tariff("bags", PER_BAG_TARIFF)
+    await billing.feed(
+        ev.generator("HH-1"), ev.generator("HH-2"),
+        ev.load("A-1", "HH-1", 4_000, utc(2026, 1, 3, 2), bag_size="20l"),
+        ev.load("A-2", "HH-1", 5_000, utc(2026, 1, 9, 2), bag_size="20l"),
+        ev.load("A-3", "HH-1", 6_000, utc(2026, 1, 9, 3), bag_size="40l"),
+        ev.load("B-1", "HH-2", 1_000, utc(2026, 1, 4, 2), bag_size="20l"),
+        ev.load("B-2", "HH-2", 1_000, utc(2026, 1, 5, 2)),  # no bag size
+    )
+
+    run = await billing.run_invoicing("2026-01")
+
+    assert run["issued"] == ["INV-202601-HH-1"]
+    assert run["skipped"] == [{"account_id": "HH-2", "reason": (
+        "load B-2.bag_size: the tariff prices other/collection per bag of size 20l, 40l; "
+        "the load has bag size None")}]
+    r = await billing.client.get("/v1/invoices/INV-202601-HH-1", headers=billing.auth())
+    # 2 × 20l × 3,000 + 1 × 40l × 5,500: bags counted across loads.
+    assert [line["amount"] for line in r.json()["lines"]] == [6_000, 5_500]
+    assert r.json()["total"] == 11_500
+
+
+class Crash(BaseException):
+    """A run that dies (killed, power lost): not an Exception, so nothing catches it."""
+
+
+async def test_a_run_that_dies_half_way_and_is_run_again_issues_every_invoice_once(
+        billing: Billing, ev: type[Events], monkeypatch: pytest.MonkeyPatch) -> None:
+    await billing.publish_tariff("split", SPLIT_TARIFF)
+    accounts = [f"HH-{n}" for n in range(1, 6)]
+    for account in accounts:
+        await january_loads(billing, ev, account)
+    monkeypatch.setattr(invoicing, "CHUNK_SIZE", 2)
+    real_issue_chunk = invoicing._issue_chunk
+    calls = 0
+
+    async def dies_in_the_second_chunk(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Crash
+        return await real_issue_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(invoicing, "_issue_chunk", dies_in_the_second_chunk)
+    now = datetime(2026, 2, 3, 3, 0, tzinfo=UTC)
+    with pytest.raises(Crash):
+        await invoicing.run_invoicing(billing.rt.store, "2026-01", actor=SYSTEM_ACTOR, now=now)
+    monkeypatch.setattr(invoicing, "_issue_chunk", real_issue_chunk)
+
+    again = await invoicing.run_invoicing(billing.rt.store, "2026-01", actor=SYSTEM_ACTOR,
+                                          now=now)
+
+    assert again.already_issued == 2  # the first chunk had committed
+    assert sorted(again.issued) == [f"INV-202601-HH-{n}" for n in range(3, 6)]
+    for account in accounts:
+        invoice_id = f"INV-202601-{account}"
+        assert [kind for kind, _ in await billing.stream(invoice_id)] == [
+            "billing.invoice_issued"]
+        r = await billing.client.get(f"/v1/invoices/{invoice_id}", headers=billing.auth())
+        assert r.json()["total"] == 57_312
+        assert len(await billing.postings(invoice_id)) == 4
+    assert sum(amount for _, _, amount in await billing.postings()) == 0
+    assert again.late_charges == 0

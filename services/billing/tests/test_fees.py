@@ -22,6 +22,7 @@ from wastetrail_billing.domain.fees import (
     Unit,
     VatLine,
     compute_invoice,
+    price_boundaries,
     prorate_grams,
     round_half_up,
 )
@@ -759,3 +760,50 @@ def test_same_input_same_invoice_whatever_the_order_of_the_loads() -> None:
     assert first == again == reordered
     assert first.model_dump_json() == reordered.model_dump_json()
     assert first.amount_due > 0
+
+
+# --- pricing sums of loads (what month-end invoicing does) -------------------------------
+
+
+def test_price_boundaries_are_the_days_a_version_starts_or_ends_in_the_month() -> None:
+    assert price_boundaries(SPLIT, JUNE_2026) == (
+        date(2026, 6, 1), date(2026, 6, 11), date(2026, 7, 1))
+    assert price_boundaries(HANOI, JUNE_2026) == (date(2026, 6, 1), date(2026, 7, 1))
+    late = tariff(
+        version(date(2026, 6, 11), 0, rule("other", "collection", "flat_monthly", amount=30_000))
+    )
+    assert price_boundaries(late, JUNE_2026) == (
+        date(2026, 6, 1), date(2026, 6, 11), date(2026, 7, 1))
+
+
+def summed(loads: list[ChargedQuantity], bounds: tuple[date, ...]) -> list[ChargedQuantity]:
+    """The loads summed per category, bag size and span between boundaries, dated on the
+    span's first load — the SQL of month-end invoicing, in Python."""
+    groups: dict[tuple[Category, str | None, int], list[ChargedQuantity]] = {}
+    for x in loads:
+        span = sum(1 for b in bounds if b <= x.collected_on)
+        groups.setdefault((x.category, x.bag_size, span), []).append(x)
+    return [
+        load(min(x.collected_on for x in group), category, sum(x.grams for x in group),
+             litres=(None if any(x.litres is None for x in group)
+                     else sum(x.litres or 0 for x in group)),
+             bag_size=bag_size, bag_count=len(group))
+        for (category, bag_size, _), group in groups.items()
+    ]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_summed_loads_are_priced_exactly_as_the_loads_one_by_one(seed: int) -> None:
+    # Tiers prorated across a mid-month change (SPLIT), and bags / litres (FLAT business).
+    rng = random.Random(seed)
+    loads = [load(date(2026, 6, rng.randint(1, 30)), rng.choice(list(Category)),
+                  rng.randint(0, 40_000)) for _ in range(rng.randint(0, 60))]
+    bounds = price_boundaries(SPLIT, JUNE_2026)
+    assert compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT, summed(loads, bounds)) == (
+        compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT, loads))
+    bagged = [load(date(2026, 3, rng.randint(1, 31)), rng.choice([Category.FOOD, Category.OTHER]),
+                   rng.randint(0, 9_000), bag_size=rng.choice(["20l", "40l", "120l"]),
+                   litres=rng.randint(0, 120)) for _ in range(rng.randint(1, 40))]
+    bounds = price_boundaries(FLAT, MAR_2026)
+    assert compute_invoice(URBAN_BUSINESS, MAR_2026, FLAT, summed(bagged, bounds)) == (
+        compute_invoice(URBAN_BUSINESS, MAR_2026, FLAT, bagged))

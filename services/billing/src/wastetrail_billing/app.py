@@ -43,6 +43,8 @@ SPEC = ServiceSpec(
     migrations=MIGRATIONS,
     routers=_routers(),
     consumers=make_consumers,
+    # Month-end invoicing locks the charges table, writes with COPY and upserts with unnest.
+    requires_postgres=True,
     title="WasteTrail billing",
     description="Tariffs, full-cost fees, invoices, VNPay payments, the double-entry ledger, "
                 "the EPR deposit-refund scheme and the household page.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 from wastetrail_runtime.store import ServiceMetadata
 
@@ -112,10 +112,22 @@ class Account(BillingTable, table=True):
 
 
 class Charge(BillingTable, table=True):
-    """One collected load attributed to its generator's account (the fee's quantity)."""
+    """One collected load attributed to its generator's account (the fee's quantity).
+
+    Which invoice billed a load is not written on the load: ``seq`` numbers charges in
+    insertion order and the invoice of its account and period records the last number it
+    covered (``Invoice.charges_through``); a charge numbered after it arrived late and is
+    unbilled. Month-end invoicing then writes one row per invoice, not one per load.
+    """
 
     __tablename__ = "charges"
-    __table_args__ = (Index("ix_charges_account_period", "account_id", "period"),)
+    __table_args__ = (
+        Index("ix_charges_account_period", "account_id", "period"),
+        # "Charges after seq N" (late loads) reads only those. It replaces the index on the
+        # former invoice_id column, so the projection maintains as many indexes as before
+        # (and appending increasing numbers is the cheapest case of a btree).
+        Index("ix_charges_seq", "seq"),
+    )
 
     load_id: str = Field(primary_key=True, max_length=80)
     account_id: str = Field(max_length=80)
@@ -129,7 +141,8 @@ class Charge(BillingTable, table=True):
     collected_at: datetime = _when()
     collected_on: date  # local (Asia/Ho_Chi_Minh) calendar date
     period: str = Field(max_length=7, index=True)  # YYYY-MM of collected_on
-    invoice_id: str | None = Field(default=None, max_length=80, index=True)
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger, Identity(), nullable=False))
 
 
 class Refusal(BillingTable, table=True):
@@ -184,6 +197,9 @@ class Invoice(BillingTable, table=True):
     total: int = _dong()  # subtotal + vat − credits: what the household must pay
     paid: int = _dong()  # net of refunds
     issued_at: datetime = _when()
+    # The last ``Charge.seq`` that existed when the invoice was issued: the account's
+    # charges of the period up to it are on this invoice, later ones are late.
+    charges_through: int = Field(default=0, sa_type=BigInteger)
 
 
 class Payment(BillingTable, table=True):

@@ -277,6 +277,23 @@ def _walk_periods(tariff: Tariff, month: BillingMonth) -> list[_Period]:
     return periods
 
 
+def price_boundaries(tariff: Tariff, month: BillingMonth) -> tuple[date, ...]:
+    """The days of the month (and the day after it) on which the tariff's pricing may change.
+
+    Between two consecutive boundaries every day falls in the same period of
+    ``compute_invoice`` (or in none), so loads of one account, category and bag size
+    collected in such a span can be summed before pricing — grams, litres and bags are
+    only ever added up within a period — and priced as one quantity dated any day of the
+    span, giving the same invoice as the loads one by one. Starts with the 1st and ends
+    with the day after the last day.
+    """
+    days = {month.first_day, month.last_day + timedelta(1)}
+    for period in _periods(tariff, month):
+        days.add(period.start)
+        days.add(period.end + timedelta(1))
+    return tuple(sorted(days))
+
+
 def _kg(grams: int) -> Decimal:
     return Decimal(grams).scaleb(-3)
 
@@ -314,9 +331,16 @@ class _LineMaker:
         unit_price: Decimal,
         band: str | None = None,
     ) -> InvoiceLine:
-        exact = Fraction(quantity) * Fraction(unit_price)
+        # quantity × unit price (× days / days in month) as one integer ratio, rounded
+        # half up: round_half_up's rule without building Fractions (a month-end run
+        # prices millions of lines).
+        q_num, q_den = quantity.as_integer_ratio()
+        p_num, p_den = unit_price.as_integer_ratio()
+        num, den = q_num * p_num, q_den * p_den
         if unit is Unit.MONTH:
-            exact = exact * self.period.days / self.days_in_month
+            num, den = num * self.period.days, den * self.days_in_month
+        if num < 0:
+            raise ValueError(f"cannot round a negative amount: {Fraction(num, den)}")
         return InvoiceLine(
             category=rule.category,
             component=rule.component,
@@ -332,7 +356,7 @@ class _LineMaker:
             unit=unit,
             quantity=quantity,
             unit_price=unit_price,
-            amount=round_half_up(exact),
+            amount=(2 * num + den) // (2 * den),
         )
 
 
@@ -370,6 +394,24 @@ def _tier_lines(maker: _LineMaker, rule: MonthlyMassTiersRule, mass: int) -> lis
         if upper is not None:
             lower = upper
     return lines
+
+
+# (id(version), commune class, customer class) → (that version, its rules for them): as
+# _PERIODS_CACHE, the rules of a frozen version never change and a month-end run asks
+# for the same few a million times.
+_RULES_CACHE: dict[tuple[int, str, str], tuple[TariffVersion, tuple[TariffRule, ...]]] = {}
+
+
+def _rules_for(version: TariffVersion, account: Account) -> tuple[TariffRule, ...]:
+    key = (id(version), account.commune_class, account.customer_class)
+    hit = _RULES_CACHE.get(key)
+    if hit is not None and hit[0] is version:
+        return hit[1]
+    rules = version.rules_for(account.commune_class, account.customer_class)
+    if len(_RULES_CACHE) >= _PERIODS_CACHE_SIZE:
+        _RULES_CACHE.clear()
+    _RULES_CACHE[key] = (version, rules)
+    return rules
 
 
 def _tally_loads(
@@ -419,7 +461,7 @@ def _period_lines(
     loads: list[tuple[int, ChargedQuantity]],
     uncharged: defaultdict[tuple[Category, UnchargedReason], int],
 ) -> list[InvoiceLine]:
-    rules = period.version.rules_for(account.commune_class, account.customer_class)
+    rules = _rules_for(period.version, account)
     if not rules:
         # Billing an account zero because its class is missing from the tariff
         # would hide a gap in the tariff; make the caller fix it instead.
@@ -481,7 +523,8 @@ def _vat_lines(lines: Sequence[InvoiceLine]) -> tuple[VatLine, ...]:
         VatLine(
             rate_bp=rate,
             taxable=taxable[rate],
-            vat=round_half_up(Fraction(taxable[rate] * rate, 10_000)),
+            # round_half_up(taxable × rate / 10,000) in integers.
+            vat=(2 * taxable[rate] * rate + 10_000) // 20_000,
         )
         for rate in sorted(taxable)
     )

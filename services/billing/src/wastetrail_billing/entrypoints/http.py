@@ -266,10 +266,16 @@ async def account_charges(account_id: IdStr, request: Request, period: PeriodStr
         rows = (await session.exec(
             select(Charge).where(Charge.account_id == account_id, Charge.period == period)
             .order_by(col(Charge.collected_at)).limit(limit).offset(offset))).all()
+        invoice = (await session.exec(select(Invoice).where(
+            Invoice.account_id == account_id, Invoice.period == period))).first()
+    # A load is on the month's invoice when it was charged before the invoice was issued
+    # (see Charge.seq); a later one is late and billed by nobody.
     return {"items": [{
         "load_id": c.load_id, "category": c.category, "measure": c.measure,
         "grams": c.grams, "litres": c.litres, "bag_size": c.bag_size,
-        "collected_at": c.collected_at.isoformat(), "invoice_id": c.invoice_id,
+        "collected_at": c.collected_at.isoformat(),
+        "invoice_id": (invoice.invoice_id if invoice is not None and c.seq is not None
+                       and c.seq <= invoice.charges_through else None),
     } for c in rows], "limit": limit, "offset": offset}
 
 

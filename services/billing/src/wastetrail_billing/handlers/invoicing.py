@@ -2,20 +2,30 @@
 
 The invoice id is ``periods.invoice_id(account, period)`` and its event stream must be
 empty when it is issued (expected version 0), so re-running a month — even two runs at
-once — issues nothing new. Loads of the month are marked with the invoice that billed
-them; a load that arrives after its month was invoiced (a device that synced late) stays
-unbilled and is reported by the run as ``late_charges``.
+once — issues nothing new. An invoice bills the account's loads of the month that were
+projected when it was issued: it records the last charge number then
+(``Invoice.charges_through``, see ``Charge.seq``); a load that arrives after its month
+was invoiced (a device that synced late) is numbered after it, stays unbilled and is
+reported by the run as ``late_charges``.
+
+To make "projected when it was issued" exact, a transaction that issues invoices first
+takes ``LOCK TABLE charges IN SHARE MODE``: it waits for projections that are inserting
+charges to commit, and holds new ones back until it commits, so no charge can be numbered
+below the watermark and still be invisible to it.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
+import functools
 import re
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, exists, func, insert, or_, text, update
+from sqlalchemy import exists, func, or_, text
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -26,7 +36,7 @@ from wastetrail_runtime.problems import conflict
 from wastetrail_runtime.store import ConcurrencyConflict, EventStore, UnitOfWork
 
 from wastetrail_billing.adapters.ledger import (
-    lock_balances,
+    copy_rows,
     locked_balance,
     post_entry,
     write_entries,
@@ -36,6 +46,7 @@ from wastetrail_billing.adapters.tables import (
     Charge,
     CommuneTariff,
     Invoice,
+    LedgerAccount,
     Refusal,
     TariffDocument,
 )
@@ -50,6 +61,7 @@ from wastetrail_billing.domain.fees import (
     Credit,
     InvoiceError,
     compute_invoice,
+    price_boundaries,
 )
 from wastetrail_billing.domain.fees import Invoice as FeeInvoice
 from wastetrail_billing.domain.ledger import JournalEntry
@@ -83,8 +95,11 @@ class RunResult:
     late_charges: int = 0
 
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = 10_000
 """Accounts invoiced per transaction (one bulk write of each kind per chunk)."""
+
+CHUNKS_IN_FLIGHT = 2
+"""Chunk transactions run at once (one computing while the other waits for the database)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,53 +186,113 @@ class _Tariffs:
                 else (document, tariff_from_json(document.document_json)))
         return self.documents[tariff_id]
 
+    async def boundaries(self, session: AsyncSession, month: BillingMonth
+                         ) -> tuple[date, ...]:
+        """Every assigned tariff's price boundaries in the month (``fees.price_boundaries``).
+
+        Summing loads between the union of all of them is exact for every tariff.
+        """
+        days: set[date] = set()
+        for tariff_id in sorted(set(self.by_commune.values())):
+            found = await self.document(session, tariff_id)
+            days.update(price_boundaries(found[1], month) if found is not None
+                        else (month.first_day, month.last_day + timedelta(1)))
+        if not days:
+            days = {month.first_day, month.last_day + timedelta(1)}
+        return tuple(sorted(days))
+
 
 async def run_invoicing(store: EventStore, period: str, *, actor: Actor,
                         now: datetime) -> RunResult:
     """Invoice every account for a month that has ended; idempotent.
 
-    Accounts are invoiced ``CHUNK_SIZE`` per transaction with bulk reads and writes. An
-    account that can't be invoiced (no tariff, a load the tariff can't price) is skipped
-    without touching the rest of its chunk; if the chunk's transaction fails as a whole
-    (another run issued some of its invoices first, a balance check, any database error),
-    it is rolled back and its accounts are invoiced one by one, one transaction each.
+    Accounts are invoiced ``CHUNK_SIZE`` per transaction, set-based: PostgreSQL sums each
+    account's loads per category, bag size and span of days between tariff changes (see
+    ``fees.price_boundaries``), the fees are computed from those sums, and the invoices,
+    postings and events of the chunk are written in bulk. Each chunk commits on its own,
+    so a run that stops half-way has issued whole chunks, and running it again issues the
+    rest (an account's invoice is issued at most once). An account that can't be invoiced
+    (no tariff, a load the tariff can't price) is skipped without touching the rest of its
+    chunk; if the chunk's transaction fails as a whole (another run issued some of its
+    invoices first, a balance check, any database error), it is rolled back and its
+    accounts are invoiced one by one, one transaction each.
     """
     if not period_closed(period, now):
         raise conflict("period-open",
                        f"{period} has not ended yet in Vietnam; invoice it after its last day",
                        field="period")
     result = RunResult(period=period)
+    month = billing_month(period)
     async with store.db.session() as session:
         unknown = await _unknown(session, period)
         tariffs = await _Tariffs.load(session)
+        bounds = await tariffs.boundaries(session, month)
     for account_id in sorted(unknown):
         result.skipped.append({"account_id": account_id,
                                "reason": "loads collected but the account is not opened yet "
                                          "(GeneratorRegistered not received)"})
-    async for page, issued in _candidate_pages(store, period, CHUNK_SIZE):
-        chunk = [account for account in page if account.account_id not in issued]
-        result.already_issued += len(page) - len(chunk)
-        if not chunk:
-            continue
-        try:
-            done = await _issue_chunk(store, tariffs, chunk, period, actor=actor, now=now)
-        except Exception:  # replayed one by one below, which re-raises
-            # Whatever sank the chunk (an invoice another run issued first, a deadlock, a
-            # bad row) is sorted out per account by the one-transaction-per-account path,
-            # which has the exact semantics of a run without chunks.
-            await _issue_one_by_one(store, chunk, period, actor=actor, now=now,
-                                    result=result)
-            continue
-        result.issued.extend(done.issued)
-        result.skipped.extend(done.skipped)
+    # Two chunks in flight: while one waits for PostgreSQL (its sums, COPY, the events'
+    # insert at commit) the other computes its fees. Chunks hold disjoint accounts; the
+    # rows both touch (revenue and VAT balances, chain heads) are locked in one order.
+    in_flight: deque[tuple[list[_Candidate], asyncio.Task[RunResult]]] = deque()
+    try:
+        async for page, issued in _candidate_pages(store, period, CHUNK_SIZE):
+            chunk = [account for account in page if account.account_id not in issued]
+            result.already_issued += len(page) - len(chunk)
+            if not chunk:
+                continue
+            in_flight.append((chunk, asyncio.create_task(_issue_chunk(
+                store, tariffs, bounds, chunk, period, actor=actor, now=now))))
+            if len(in_flight) >= CHUNKS_IN_FLIGHT:
+                await _settle(store, *in_flight.popleft(), period, actor=actor, now=now,
+                              result=result)
+        while in_flight:
+            await _settle(store, *in_flight.popleft(), period, actor=actor, now=now,
+                          result=result)
+    finally:
+        # A run that dies (cancelled, killed) leaves no chunk half-done: each is one
+        # transaction, rolled back when its task is cancelled.
+        for _, task in in_flight:
+            task.cancel()
+        for _, task in in_flight:
+            with contextlib.suppress(BaseException):
+                await task
     async with store.db.session() as session:
-        result.late_charges = int((await session.exec(
-            select(func.count()).select_from(Charge).join(
-                Invoice, (col(Invoice.account_id) == col(Charge.account_id))
-                & (col(Invoice.period) == col(Charge.period)))
-            .where(Charge.period == period, col(Charge.invoice_id).is_(None))
-        )).one())
+        result.late_charges = await _late_charges(session, period)
     return result
+
+
+async def _settle(store: EventStore, chunk: list[_Candidate], task: asyncio.Task[RunResult],
+                  period: str, *, actor: Actor, now: datetime, result: RunResult) -> None:
+    """Wait for a chunk's transaction; replay its accounts one by one if it failed."""
+    try:
+        done = await task
+    except Exception:  # replayed one by one below, which re-raises
+        # Whatever sank the chunk (an invoice another run issued first, a deadlock, a
+        # bad row) is sorted out per account by the one-transaction-per-account path,
+        # which has the exact semantics of a run without chunks.
+        await _issue_one_by_one(store, chunk, period, actor=actor, now=now, result=result)
+        return
+    result.issued.extend(done.issued)
+    result.skipped.extend(done.skipped)
+
+
+async def _late_charges(session: AsyncSession, period: str) -> int:
+    """Loads of the period numbered after their account's invoice's watermark."""
+    iv = Invoice.__table__.c  # type: ignore[attr-defined]
+    oldest = (await session.execute(
+        core_select(func.min(iv.charges_through)).where(iv.period == period))).scalar()
+    if oldest is None:
+        return 0  # nothing invoiced yet: no load can be late
+    # Only the charges numbered after the oldest watermark can be late: read those first
+    # (ix_charges_seq), then match them with their invoices. Written as a materialized
+    # CTE so that PostgreSQL does not probe the charges of every invoice instead.
+    return int((await session.execute(text(
+        "WITH recent AS MATERIALIZED (SELECT account_id, seq FROM charges "
+        "WHERE period = :period AND seq > :oldest) "
+        "SELECT count(*) FROM recent JOIN invoices ON invoices.account_id = recent.account_id "
+        "AND invoices.period = :period WHERE recent.seq > invoices.charges_through"
+    ), {"period": period, "oldest": int(oldest)})).scalar_one())
 
 
 async def _issue_one_by_one(store: EventStore, chunk: list[_Candidate], period: str, *,
@@ -246,76 +321,113 @@ async def _issue_one_by_one(store: EventStore, chunk: list[_Candidate], period: 
             result.skipped.append({"account_id": account.account_id, "reason": str(exc)})
 
 
-@dataclass(frozen=True)
-class _Load:
-    load_id: str
-    collected_on: date
-    category: str
-    grams: int
-    litres: int | None
-    bag_size: str | None
+async def _charges_watermark(session: AsyncSession) -> int:
+    """Lock out charge inserts until commit; the last charge number now in use.
+
+    SHARE mode conflicts with the ROW EXCLUSIVE lock every INSERT takes, so this waits
+    for the projections inserting charges to commit and holds new ones back: every
+    charge numbered up to the returned value is visible to this transaction, and every
+    charge inserted later is numbered above it.
+    """
+    await session.execute(text("LOCK TABLE charges IN SHARE MODE"))
+    last = (await session.execute(text(
+        "SELECT pg_sequence_last_value(pg_get_serial_sequence('charges', 'seq')::regclass)"
+    ))).scalar()
+    return int(last or 0)
 
 
-async def _issue_chunk(store: EventStore, tariffs: _Tariffs, chunk: list[_Candidate],
-                       period: str, *, actor: Actor, now: datetime) -> RunResult:
+_INVOICE_COLUMNS = (
+    "invoice_id", "account_id", "period", "tariff_id", "tariff_revision", "tariff_sha256",
+    "lines_json", "charged_grams", "refused_count", "subtotal", "vat", "credits", "total",
+    "paid", "issued_at", "charges_through",
+)
+
+# Each account's loads of the period summed per category, bag size and span of days
+# between price boundaries (width_bucket over the sorted boundaries): fees.compute_invoice
+# prices those sums exactly as it prices the loads one by one. The range on account_id
+# reads the chunk through ix_charges_account_period; accounts of the range that are not
+# in the chunk (already invoiced, not opened) are ignored by the caller.
+_AGGREGATE = text(
+    "SELECT account_id, category, bag_size, min(collected_on), sum(grams), sum(litres), "
+    "count(litres) = count(*), count(*) FROM charges "
+    "WHERE period = :period AND account_id >= :first AND account_id <= :last "
+    "AND seq <= :through "
+    "GROUP BY account_id, category, bag_size, "
+    "width_bucket(collected_on, CAST(:bounds AS date[]))"
+)
+
+
+async def _issue_chunk(store: EventStore, tariffs: _Tariffs, bounds: tuple[date, ...],
+                       chunk: list[_Candidate], period: str, *, actor: Actor,
+                       now: datetime) -> RunResult:
     """Invoice a chunk of accounts in one transaction; what ``issue_invoice`` does for one.
 
-    Reads: the chunk's unbilled charges (locked, as issue_invoice locks them), refusal
-    counts and credit balances (locked), each in one statement. Writes: one insert of
-    invoices, one update of charges, the postings via ``write_entries``, and the events
-    sealed by one commit. Skipped accounts write nothing.
+    Reads, one statement each: the chunk's loads summed per account (under the charges
+    lock, see ``_charges_watermark``), refusal counts, and the credit balances that exist
+    (locked). Writes: the invoices (COPY), the postings via ``write_entries`` and the
+    events sealed by one commit. Skipped accounts write nothing.
     """
     done = RunResult(period=period)
-    ch = Charge.__table__.c  # type: ignore[attr-defined]
     rf = Refusal.__table__.c  # type: ignore[attr-defined]
+    lg = LedgerAccount.__table__.c  # type: ignore[attr-defined]
+    month = billing_month(period)
     async with store.unit_of_work() as uow:
         session = uow.session
-        ids = [a.account_id for a in chunk]
-        loads: dict[str, list[_Load]] = {}
-        for row in await session.execute(
-            core_select(ch.account_id, ch.load_id, ch.collected_on, ch.category, ch.grams,
-                   ch.litres, ch.bag_size)
-            .where(ch.account_id.in_(ids), ch.period == period, ch.invoice_id.is_(None))
-            .order_by(ch.account_id, ch.collected_at, ch.load_id).with_for_update()
-        ):
-            loads.setdefault(row[0], []).append(_Load(*row[1:]))
+        through = await _charges_watermark(session)
+        first, last = chunk[0].account_id, chunk[-1].account_id
+        sums: dict[str, list[ChargedQuantity]] = {}
+        collected: dict[str, int] = {}
+        for row in await session.execute(_AGGREGATE, {
+                "period": period, "first": first, "last": last, "through": through,
+                "bounds": list(bounds)}):
+            account_id, category, bag_size, day, grams, litres, all_litres, count = row
+            sums.setdefault(account_id, []).append(ChargedQuantity(
+                collected_on=day, category=Category(category), grams=int(grams),
+                litres=int(litres) if all_litres else None, bag_size=bag_size,
+                bag_count=int(count)))
+            collected[account_id] = collected.get(account_id, 0) + int(grams)
         refused = {str(r[0]): int(r[1]) for r in await session.execute(
-            core_select(rf.account_id, func.count()).where(rf.account_id.in_(ids),
-                                                      rf.period == period)
+            core_select(rf.account_id, func.count())
+            .where(rf.period == period, rf.account_id >= first, rf.account_id <= last)
             .group_by(rf.account_id))}
-        balances = await lock_balances(session, sorted(ledger.credit(i) for i in ids))
-        month = billing_month(period)
-        invoice_rows: list[dict[str, object]] = []
-        billed: list[dict[str, str]] = []
+        # Only the credit accounts that exist: one that does not holds nothing to apply.
+        credit_ids = [ledger.credit(a.account_id) for a in chunk]
+        credits = {str(r[0]): int(r[1]) for r in await session.execute(
+            core_select(lg.account, lg.balance).where(lg.account.in_(credit_ids))
+            .order_by(lg.account).with_for_update())}
+        invoice_rows: list[tuple[object, ...]] = []
         issued_events: list[tuple[str, InvoiceIssued]] = []
         entries: list[tuple[JournalEntry, frozenset[str]]] = []
         entries_of: list[list[str]] = []
         for account in chunk:
             try:
-                computed = await _compute(session, tariffs, account, period, month,
-                                          loads.get(account.account_id, []),
-                                          balances[ledger.credit(account.account_id)])
+                computed = await _compute(
+                    session, tariffs, account, period, month,
+                    sums.get(account.account_id, []),
+                    credits.get(ledger.credit(account.account_id), 0))
+            except _NeedsLoads:
+                # The sums can't be priced: price the loads one by one, which names the
+                # load at fault exactly as issue_invoice does.
+                loads = await _loads_of(session, account.account_id, period, through)
+                try:
+                    computed = await _compute(
+                        session, tariffs, account, period, month, loads,
+                        credits.get(ledger.credit(account.account_id), 0))
+                except InvoiceSkipped as exc:
+                    done.skipped.append({"account_id": account.account_id,
+                                         "reason": str(exc)})
+                    continue
             except InvoiceSkipped as exc:
                 done.skipped.append({"account_id": account.account_id, "reason": str(exc)})
                 continue
-            the_id, tariff_id, document, bill, collected = computed
-            account_loads = loads.get(account.account_id, [])
-            charged = inv.charged_grams(bill, collected)
-            invoice_rows.append(dict(
-                invoice_id=the_id, account_id=account.account_id, period=period,
-                tariff_id=tariff_id, tariff_revision=document.revision,
-                tariff_sha256=document.document_sha256,
-                lines_json=json.dumps({
-                    "lines": [line.model_dump(mode="json") for line in bill.lines],
-                    "uncharged": [u.model_dump(mode="json") for u in bill.uncharged],
-                    "vat_lines": [v.model_dump(mode="json") for v in bill.vat_lines],
-                }),
-                charged_grams=charged, refused_count=refused.get(account.account_id, 0),
-                subtotal=bill.subtotal, vat=bill.vat, credits=bill.credits_applied,
-                total=bill.amount_due, paid=0, issued_at=now,
+            the_id, tariff_id, document, bill = computed
+            charged = inv.charged_grams(bill, collected.get(account.account_id, 0))
+            invoice_rows.append((
+                the_id, account.account_id, period, tariff_id, document.revision,
+                document.document_sha256, _lines_json(bill), charged,
+                refused.get(account.account_id, 0), bill.subtotal, bill.vat,
+                bill.credits_applied, bill.amount_due, 0, now, through,
             ))
-            billed.extend({"b_load": load.load_id, "b_invoice": the_id}
-                          for load in account_loads)
             issued_events.append((the_id, InvoiceIssued(
                 invoice_id=the_id, account_id=account.account_id, period=period,
                 tariff_id=tariff_id,
@@ -336,12 +448,7 @@ async def _issue_chunk(store: EventStore, tariffs: _Tariffs, chunk: list[_Candid
             done.issued.append(the_id)
         if not invoice_rows:
             return done
-        await session.execute(insert(Invoice.__table__), invoice_rows)  # type: ignore[attr-defined]
-        if billed:
-            # Only the rows read (and locked) above: a load committed since then by the
-            # projection stays unbilled, exactly as with one account per transaction.
-            await _mark_billed(session, store.db.is_postgres, billed, period,
-                               [str(row["account_id"]) for row in invoice_rows])
+        await copy_rows(session, Invoice.__table__, _INVOICE_COLUMNS, invoice_rows)  # type: ignore[attr-defined]
         posted = await write_entries(uow, entries)
         await uow.prefetch_versions([entry.entry_id for entry, _ in entries])
         events = iter(posted)
@@ -354,36 +461,47 @@ async def _issue_chunk(store: EventStore, tariffs: _Tariffs, chunk: list[_Candid
     return done
 
 
-async def _mark_billed(session: AsyncSession, postgres: bool, billed: list[dict[str, str]],
-                       period: str, accounts: list[str]) -> None:
-    """Set each listed load's invoice id: one statement on PostgreSQL."""
-    if postgres:
-        # The account/period filter is redundant for correctness but makes PostgreSQL
-        # read the chunk's rows through ix_charges_account_period; joined on load_id
-        # alone it hashes a sequential scan of the whole charges table per chunk.
-        await session.execute(
-            text("UPDATE charges SET invoice_id = b.invoice_id "
-                 "FROM unnest(CAST(:loads AS varchar[]), CAST(:invoices AS varchar[])) "
-                 "AS b(load_id, invoice_id) WHERE charges.load_id = b.load_id "
-                 "AND charges.account_id = ANY(CAST(:accounts AS varchar[])) "
-                 "AND charges.period = :period"),
-            {"loads": [b["b_load"] for b in billed],
-             "invoices": [b["b_invoice"] for b in billed],
-             "accounts": accounts, "period": period},
-        )
-        return
+async def _loads_of(session: AsyncSession, account_id: str, period: str, through: int
+                    ) -> list[_Quantity]:
+    """An account's loads of the period up to the watermark, one quantity each."""
     ch = Charge.__table__.c  # type: ignore[attr-defined]
-    await session.execute(
-        update(Charge.__table__).where(ch.load_id == bindparam("b_load"))  # type: ignore[attr-defined]
-        .values(invoice_id=bindparam("b_invoice")),
-        billed,
-    )
+    rows = await session.execute(
+        core_select(ch.load_id, ch.collected_on, ch.category, ch.grams, ch.litres,
+                    ch.bag_size)
+        .where(ch.account_id == account_id, ch.period == period, ch.seq <= through)
+        .order_by(ch.collected_at, ch.load_id))
+    return [_Quantity(collected_on=r[1], category=Category(r[2]), grams=r[3], litres=r[4],
+                      bag_size=r[5], load_id=r[0]) for r in rows]
+
+
+class _Quantity(ChargedQuantity):
+    """A single load's quantity, with its id for error messages."""
+
+    load_id: str
+
+
+class _NeedsLoads(Exception):
+    """Summed quantities that can't be priced: retry with the loads one by one."""
+
+
+def _lines_json(bill: FeeInvoice) -> str:
+    """The invoice's lines, uncharged quantities and VAT lines as stored for the web page.
+
+    One call into pydantic's serializer: the same JSON values (views.py json.loads them)
+    as dumping each line to a dict and json.dumps-ing those, at half the cost.
+    """
+    return bill.model_dump_json(include={"lines", "uncharged", "vat_lines"})
 
 
 async def _compute(session: AsyncSession, tariffs: _Tariffs, account: _Candidate,
-                   period: str, month: BillingMonth, loads: list[_Load], credit_raw: int,
-                   ) -> tuple[str, str, TariffDocument, FeeInvoice, int]:
-    """One account's bill, as ``issue_invoice`` computes it (same skip reasons)."""
+                   period: str, month: BillingMonth, quantities: Sequence[ChargedQuantity],
+                   credit_raw: int) -> tuple[str, str, TariffDocument, FeeInvoice]:
+    """One account's bill, as ``issue_invoice`` computes it (same skip reasons).
+
+    ``quantities`` are either sums of loads (raises _NeedsLoads when they can't be
+    priced, so the caller retries with the loads) or single loads (``_Quantity``, whose
+    errors name the load, as issue_invoice's do).
+    """
     tariff_id = tariffs.tariff_id(account.commune)
     if tariff_id is None:
         raise InvoiceSkipped(f"no tariff is assigned to commune {account.commune!r} "
@@ -394,27 +512,31 @@ async def _compute(session: AsyncSession, tariffs: _Tariffs, account: _Candidate
     document, tariff = found
     credit_account = ledger.credit(account.account_id)
     available = max(0, ledger.natural_balance(credit_account, credit_raw))
-    quantities = [ChargedQuantity(collected_on=c.collected_on, category=Category(c.category),
-                                  grams=c.grams, litres=c.litres, bag_size=c.bag_size)
-                  for c in loads]
     try:
         bill = compute_invoice(
-            FeeAccount(commune_class=account.commune_class,
-                       customer_class=account.customer_class),
+            _fee_account(account.commune_class, account.customer_class),
             month, tariff, quantities,
             [Credit(reference=credit_account, amount=available)] if available else [],
         )
     except InvoiceError as exc:
-        where = exc.field
-        match = _QUANTITY_INDEX.match(where)
-        if match is not None:
-            where = f"load {loads[int(match.group(1))].load_id}" + where[match.end():]
-        raise InvoiceSkipped(f"{where}: {exc.detail}") from exc
-    return (invoice_id(account.account_id, period), tariff_id, document, bill,
-            sum(c.grams for c in loads))
+        match = _QUANTITY_INDEX.match(exc.field)
+        if match is None:
+            raise InvoiceSkipped(f"{exc.field}: {exc.detail}") from exc
+        load = quantities[int(match.group(1))]
+        if not isinstance(load, _Quantity):
+            raise _NeedsLoads from exc
+        raise InvoiceSkipped(f"load {load.load_id}{exc.field[match.end():]}: {exc.detail}"
+                             ) from exc
+    return invoice_id(account.account_id, period), tariff_id, document, bill
 
 
 _QUANTITY_INDEX = re.compile(r"^quantities\[(\d+)\]")
+
+
+@functools.lru_cache(maxsize=64)
+def _fee_account(commune_class: str, customer_class: str) -> FeeAccount:
+    """The tariff's view of an account class (a few distinct ones in a million accounts)."""
+    return FeeAccount(commune_class=commune_class, customer_class=customer_class)
 
 
 async def issue_invoice(uow: UnitOfWork, account: Account, period: str, *, actor: Actor,
@@ -429,11 +551,8 @@ async def issue_invoice(uow: UnitOfWork, account: Account, period: str, *, actor
     if document is None:
         raise InvoiceSkipped(f"tariff {tariff_id!r} has no published document")
     tariff = tariff_from_json(document.document_json)
-    charges = list((await uow.session.exec(
-        select(Charge).where(Charge.account_id == account.account_id, Charge.period == period,
-                             col(Charge.invoice_id).is_(None))
-        .order_by(col(Charge.collected_at), col(Charge.load_id)).with_for_update()
-    )).all())
+    through = await _charges_watermark(uow.session)
+    loads = await _loads_of(uow.session, account.account_id, period, through)
     refusals = int((await uow.session.exec(
         select(func.count()).select_from(Refusal)
         .where(Refusal.account_id == account.account_id, Refusal.period == period)
@@ -441,38 +560,28 @@ async def issue_invoice(uow: UnitOfWork, account: Account, period: str, *, actor
     credit_account = ledger.credit(account.account_id)
     available = max(0, ledger.natural_balance(
         credit_account, await locked_balance(uow.session, credit_account)))
-    quantities = [ChargedQuantity(collected_on=c.collected_on, category=Category(c.category),
-                                  grams=c.grams, litres=c.litres, bag_size=c.bag_size)
-                  for c in charges]
     try:
         bill = compute_invoice(
             FeeAccount(commune_class=account.commune_class,
                        customer_class=account.customer_class),
-            billing_month(period), tariff, quantities,
+            billing_month(period), tariff, loads,
             [Credit(reference=credit_account, amount=available)] if available else [],
         )
     except InvoiceError as exc:
         where = exc.field
         match = _QUANTITY_INDEX.match(where)
         if match is not None:
-            where = f"load {charges[int(match.group(1))].load_id}" + where[match.end():]
+            where = f"load {loads[int(match.group(1))].load_id}" + where[match.end():]
         raise InvoiceSkipped(f"{where}: {exc.detail}") from exc
-    collected = sum(c.grams for c in charges)
+    collected = sum(c.grams for c in loads)
     uow.session.add(Invoice(
         invoice_id=the_id, account_id=account.account_id, period=period, tariff_id=tariff_id,
         tariff_revision=document.revision, tariff_sha256=document.document_sha256,
-        lines_json=json.dumps({
-            "lines": [line.model_dump(mode="json") for line in bill.lines],
-            "uncharged": [u.model_dump(mode="json") for u in bill.uncharged],
-            "vat_lines": [v.model_dump(mode="json") for v in bill.vat_lines],
-        }),
+        lines_json=_lines_json(bill),
         charged_grams=inv.charged_grams(bill, collected), refused_count=refusals,
         subtotal=bill.subtotal, vat=bill.vat, credits=bill.credits_applied,
-        total=bill.amount_due, paid=0, issued_at=now,
+        total=bill.amount_due, paid=0, issued_at=now, charges_through=through,
     ))
-    for charge in charges:
-        charge.invoice_id = the_id
-        uow.session.add(charge)
     await uow.record(the_id, [InvoiceIssued(
         invoice_id=the_id, account_id=account.account_id, period=period, tariff_id=tariff_id,
         lines=tuple(inv.event_line(line) for line in bill.lines),

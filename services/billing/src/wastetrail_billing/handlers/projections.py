@@ -124,7 +124,7 @@ async def record_charge(uow: UnitOfWork, event: LoadCollected) -> None:
         "trip_id": event.trip_id, "commune": event.commune, "category": event.category.value,
         "measure": event.measure, "grams": event.grams, "litres": event.litres,
         "bag_size": event.bag_size, "collected_at": event.collected_at, "collected_on": day,
-        "period": period_of(day), "invoice_id": None,
+        "period": period_of(day),
     })
 
 
