@@ -11,13 +11,17 @@ and chain links and recomputing the hash with the contracts' own ``envelope_hash
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -33,7 +37,8 @@ from wastetrail_contracts.examples import EXAMPLES
 from wastetrail_contracts.keys import key_id_for
 from wastetrail_contracts.topics import EVENT_TOPICS
 
-from bench.common import MB, PeakRss, Result, median, result
+from bench.common import MB, PeakRss, Result, median, result, table
+from wastetrail.devstack.infra import KAFKA_BOOTSTRAP
 
 T0 = datetime(2026, 3, 3, 0, 30, tzinfo=UTC)
 
@@ -91,40 +96,45 @@ def generate(bootstrap: str, prefix: str, events: int, *, checkpoint_every: int 
 
 
 def _chain_records(service: str, partition: int, key: Ed25519PrivateKey, count: int,
-                   checkpoint_every: int) -> list[tuple[bytes, bytes]]:
-    """``count`` records of one chain: events with a checkpoint after every N of them."""
+                   checkpoint_every: int) -> Iterator[tuple[bytes, bytes]]:
+    """``count`` records of one chain: events with a checkpoint after every N of them.
+
+    Streamed: at 5 M events a chain's records would take hundreds of MB, which would stay
+    in the benchmark process's heap and be counted in the replay's peak RSS.
+    """
     event = _example_for(service)
     writer = ChainWriter(service, EVENT_TOPICS[service].name, partition, key)
     first = writer.append(event, stream_id=f"s-{service}-{partition}-0", stream_version=1,
                           actor=SYSTEM_ACTOR, occurred_at=T0, recorded_at=T0,
                           correlation_id=f"s-{service}-{partition}-0")
     template = envelope_to_json(first)
-    out: list[tuple[bytes, bytes]] = [(first.stream_id.encode(), encode(first))]
+    yield first.stream_id.encode(), encode(first)
+    written = 1
     seq, head = first.chain_seq, first.hash
     since = 1
-    while len(out) < count:
+    while written < count:
+        written += 1
         if checkpoint_every and since >= checkpoint_every:
             writer.head = ChainHead(writer.chain_id, seq, head)
             cp = writer.checkpoint(T0)
-            out.append((cp.stream_id.encode(), encode(cp)))
+            yield cp.stream_id.encode(), encode(cp)
             seq, head, since = cp.chain_seq, cp.hash, 0
             continue
-        stream = f"s-{service}-{partition}-{len(out)}"
+        stream = f"s-{service}-{partition}-{written - 1}"
         fields = dict(template)
         fields.pop("hash")
         fields.update(event_id=uuid7(), stream_id=stream, correlation_id=stream,
                       chain_seq=seq + 1, prev_hash=head)
         digest = envelope_hash(fields)
         fields["hash"] = digest
-        out.append((stream.encode(), canonical_bytes(fields)))
+        yield stream.encode(), canonical_bytes(fields)
         seq, head = seq + 1, digest
         since += 1
     # Seal the chain like a service does on shutdown, so the replay has no unsigned tail.
     if since and checkpoint_every:
         writer.head = ChainHead(writer.chain_id, seq, head)
         cp = writer.checkpoint(T0)
-        out.append((cp.stream_id.encode(), encode(cp)))
-    return out
+        yield cp.stream_id.encode(), encode(cp)
 
 
 def check_fast_path() -> None:
@@ -171,17 +181,32 @@ def bare_read(bootstrap: str, prefix: str) -> tuple[int, float]:
         consumer.close()
 
 
-def replay_once(bootstrap: str, log: GeneratedLog, workers: int | None = None
-                ) -> tuple[int, float, int, bool]:
-    """One full replay: (records, seconds, peak RSS of the replay's process tree, ok)."""
+class ReplayRun(NamedTuple):
+    """One replay's measurements; RSS in bytes."""
+
+    records: int
+    seconds: float
+    peak: int  # the largest sum over the process tree (this process + workers) at one instant
+    ok: bool
+    rss_before: int  # this process's RSS when the replay started (generation's leftovers)
+    peak_worker: int  # the largest RSS of one child process (a worker, the forkserver)
+
+
+def replay_once(bootstrap: str, log: GeneratedLog, workers: int | None = None) -> ReplayRun:
+    """One full replay: records, seconds, peak RSS of the replay's process tree, ok."""
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as work:
-        rss = PeakRss([os.getpid()])
+        me = os.getpid()
+        rss = PeakRss([me])
+        rss.sample()
+        before = rss.peak_each.get(me, 0)
         with rss:
             started = time.perf_counter()
             summary = replay(ReplayOptions(source=KafkaLog(bootstrap, log.prefix),
                                            keys=log.keys, work_dir=Path(work), workers=workers))
             elapsed = time.perf_counter() - started
-        return summary.records, elapsed, rss.peak_total, summary.ok
+        children = [v for pid, v in rss.peak_each.items() if pid != me]
+        return ReplayRun(summary.records, elapsed, rss.peak_total, summary.ok, before,
+                         max(children, default=0))
 
 
 def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = None,
@@ -193,28 +218,13 @@ def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = No
     big = generate(bootstrap, f"bench{tag}.replay.", events)
     if log:
         print(f"  generated {big.records:,} records in {time.perf_counter() - started:.1f}s")
-    ours: list[float] = []
-    bare: list[float] = []
-    rss_big: list[float] = []
-    for _ in range(runs):
-        count, secs = bare_read(bootstrap, big.prefix)
-        if count != big.records:
-            raise AssertionError(f"bare consumer read {count} of {big.records} records")
-        bare.append(count / secs)
-        records, secs, peak, ok = replay_once(bootstrap, big)
-        if not ok or records != big.records:
-            raise AssertionError(f"replay not clean: ok={ok} records={records}/{big.records}")
-        ours.append(records / secs)
-        rss_big.append(peak / MB)
-        if log:
-            print(f"  replay {records / secs:,.0f} ev/s (peak {peak / MB:.0f} MB), "
-                  f"bare {bare[-1]:,.0f} ev/s")
+    ours, bare, rss_big = _measure(bootstrap, big, runs, "" if log else None)
     results = [result("audit_replay_throughput", median(ours), "events/s",
                       target=median(bare),
                       baseline=median(bare), results_dir=results_dir)]
     # Memory: the same replay on a log 1/5 the size; RSS must not grow with the log.
     small = generate(bootstrap, f"bench{tag}.replaysmall.", small_events or max(events // 5, 1))
-    rss_small = [replay_once(bootstrap, small)[2] / MB for _ in range(runs)]
+    rss_small = [replay_once(bootstrap, small).peak / MB for _ in range(runs)]
     if log:
         print(f"  RSS at {small.records:,} records: {median(rss_small):.0f} MB; "
               f"at {big.records:,}: {median(rss_big):.0f} MB")
@@ -235,3 +245,93 @@ def _delete_topics(bootstrap: str, prefixes: list[str]) -> None:
         pass
     finally:
         admin.close()
+
+
+def size_label(events: int) -> str:
+    """``1m`` for 1,000,000 events, ``5m``, ``200k``, ``400``: the suffix of a result name."""
+    if events % 1_000_000 == 0:
+        return f"{events // 1_000_000}m"
+    if events % 1_000 == 0:
+        return f"{events // 1_000}k"
+    return str(events)
+
+
+def run_sizes(bootstrap: str, sizes: Sequence[int], *, runs: int,
+              results_dir: Path | None = None, log: bool = True) -> list[Result]:
+    """Throughput and peak RSS at each log size, as results named after the size.
+
+    ``audit_replay_throughput_<size>`` (baseline: the bare consumer on the same log, in the
+    same run) and ``audit_replay_peak_rss_<size>`` per size; then ``audit_replay_rss_growth``:
+    the peak RSS at the largest size against the smallest (target: at most 10 % more).
+    Each log is generated, measured and deleted before the next one (disk: ~1.2 KB/event).
+    """
+    check_fast_path()
+    tag = uuid.uuid4().hex[:6]
+    results: list[Result] = []
+    rss_at: dict[int, float] = {}
+    for events in sorted(sizes):
+        label = size_label(events)
+        started = time.perf_counter()
+        log_ = generate(bootstrap, f"bench{tag}.replay{label}.", events)
+        if log:
+            print(f"  {label}: generated {log_.records:,} records in "
+                  f"{time.perf_counter() - started:.1f}s", flush=True)
+        try:
+            ours, bare, rss = _measure(bootstrap, log_, runs, label if log else None)
+        finally:
+            _delete_topics(bootstrap, [log_.prefix])
+        rss_at[events] = median(rss)
+        results.append(result(f"audit_replay_throughput_{label}", median(ours), "events/s",
+                              target=median(bare), baseline=median(bare),
+                              results_dir=results_dir))
+        results.append(result(f"audit_replay_peak_rss_{label}", median(rss), "MB",
+                              higher_is_better=False, target=None, baseline=None,
+                              results_dir=results_dir))
+    if len(rss_at) > 1:
+        small, big = min(rss_at), max(rss_at)
+        results.append(result("audit_replay_rss_growth", rss_at[big], "MB",
+                              higher_is_better=False, target=round(rss_at[small] * 1.10, 1),
+                              baseline=rss_at[small], results_dir=results_dir))
+    return results
+
+
+def _measure(bootstrap: str, log_: GeneratedLog, runs: int, label: str | None
+             ) -> tuple[list[float], list[float], list[float]]:
+    """``runs`` × (bare read, replay) on one log: (ours ev/s, bare ev/s, peak RSS MB)."""
+    ours: list[float] = []
+    bare: list[float] = []
+    rss: list[float] = []
+    for _ in range(runs):
+        count, secs = bare_read(bootstrap, log_.prefix)
+        if count != log_.records:
+            raise AssertionError(f"bare consumer read {count} of {log_.records} records")
+        bare.append(count / secs)
+        run = replay_once(bootstrap, log_)
+        if not run.ok or run.records != log_.records:
+            raise AssertionError(
+                f"replay not clean: ok={run.ok} records={run.records}/{log_.records}")
+        ours.append(run.records / run.seconds)
+        rss.append(run.peak / MB)
+        if label is not None:
+            where = f"{label}: " if label else ""
+            print(f"  {where}replay {ours[-1]:,.0f} ev/s (peak {rss[-1]:.0f} MB: this process "
+                  f"{run.rss_before / MB:.0f} MB before, largest child {run.peak_worker / MB:.0f}"
+                  f" MB), bare {bare[-1]:,.0f} ev/s, ratio {ours[-1] / bare[-1]:.3f}", flush=True)
+    return ours, bare, rss
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bench.replay --events 1000000 --events 5000000``: results per size."""
+    p = argparse.ArgumentParser(prog="python -m bench.replay", description=main.__doc__)
+    p.add_argument("--events", type=int, action="append", required=True,
+                   help="a log size (repeatable)")
+    p.add_argument("--runs", type=int, default=1, help="runs per size (median reported)")
+    args = p.parse_args(argv)
+    results = run_sizes(KAFKA_BOOTSTRAP, args.events, runs=args.runs)
+    print()
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

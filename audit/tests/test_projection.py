@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from _auditlog import LogBuilder, make_keys
@@ -39,3 +40,14 @@ def test_every_event_round_trips_through_the_projection(tmp_path: Path) -> None:
                         ).fetchone() == (90_000,)
     assert conn.execute("SELECT COUNT(*) FROM loads").fetchone() == (8,)  # 4 + 2 × 2 filler
     assert set(TABLE_OF) >= set(by_type)
+
+
+def test_times_are_written_in_their_own_zone_even_after_an_equal_utc_time() -> None:
+    # The formatted-time cache holds UTC times only: an equal instant in another zone (not
+    # something an envelope carries, but the writer must not mix them up) keeps its offset.
+    utc = datetime(2026, 3, 3, 0, 30, tzinfo=UTC)
+    plus7 = utc.astimezone(timezone(timedelta(hours=7)))
+    assert projection._iso(utc) == "2026-03-03T00:30:00Z"
+    assert projection._iso(plus7) == "2026-03-03T07:30:00+07:00"
+    assert projection._iso(utc) == "2026-03-03T00:30:00Z"
+    assert projection._iso(utc.replace(microsecond=5)) == "2026-03-03T00:30:00.000005Z"

@@ -7,6 +7,7 @@ import json
 import pytest
 from wastetrail_contracts import ChainWriter
 from wastetrail_contracts.codec import (
+    InvalidEnvelope,
     encode,
     envelope_from_json,
     envelope_from_loaded,
@@ -48,3 +49,32 @@ def test_non_canonical_or_tampered_bytes_take_the_strict_path() -> None:
     tampered = data.replace(b'"dev-1"', b'"dev-2"')
     raw, digest = load_canonical(tampered)
     assert digest is not None and digest != raw["hash"]  # the change shows in the hash
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        {"kind": "system", "id": "dev-1", "role": "collector"},  # the model validator
+        {"kind": "device", "id": "", "role": "collector"},  # a field constraint
+        {"kind": "device", "id": "dev-1", "role": "collector", "extra": 1},  # extra field
+        {"kind": "device", "id": ["dev-1"], "role": "collector"},  # not a string
+    ],
+)
+def test_an_actor_seen_before_does_not_hide_a_bad_actor(actor: dict[str, object]) -> None:
+    # The first record puts its (valid) actor in the validated-actor cache.
+    raw = load_json_object(_records()[0])
+    assert envelope_from_loaded(raw).actor == ACTOR
+    bad = {**raw, "actor": actor}
+    with pytest.raises(InvalidEnvelope) as fast:
+        envelope_from_loaded(bad)
+    with pytest.raises(InvalidEnvelope) as strict:
+        envelope_from_json(bad)
+    assert fast.value.reason == strict.value.reason
+    assert fast.value.reason.startswith("envelope: actor")
+
+
+def test_a_cached_actor_is_the_validated_actor() -> None:
+    raws = [load_json_object(data) for data in _records()[:3]]
+    fast = [envelope_from_loaded(raw) for raw in raws]
+    assert fast == [envelope_from_json(raw) for raw in raws]
+    assert all(env.actor == ACTOR for env in fast)

@@ -23,7 +23,7 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -321,8 +321,21 @@ class ProjectionWriter:
         self._conn.close()
 
 
+# Envelope times repeat (a service records many events in the same second): formatting
+# one costs more than looking it up. Bounded: cleared when full.
+_ISO_CACHE: dict[datetime, str] = {}
+_ISO_CACHE_SIZE = 4096
+
+
 def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # equal times in other zones format differently
+        return value.isoformat().replace("+00:00", "Z")
+    text = _ISO_CACHE.get(value)
+    if text is None:
+        if len(_ISO_CACHE) >= _ISO_CACHE_SIZE:
+            _ISO_CACHE.clear()
+        text = _ISO_CACHE[value] = value.isoformat().replace("+00:00", "Z")
+    return text
 
 
 def merge(parts: Iterable[Path], into: Path) -> None:

@@ -13,7 +13,7 @@ import orjson
 from pydantic import JsonValue, ValidationError
 
 from wastetrail_contracts.base import Event
-from wastetrail_contracts.envelope import Envelope
+from wastetrail_contracts.envelope import Actor, Envelope
 from wastetrail_contracts.events import (
     billing,
     collection,
@@ -283,7 +283,11 @@ def _canonical_digest(data: bytes, raw: JsonObject) -> str | None:
     # comma next to it. A key "hash" followed by this exact value can only be found once if
     # it is the top-level member (inside strings quotes are escaped, so the pattern cannot
     # occur there); when a nested object carries the same member, encode the body instead.
-    member = b'"hash":' + _reference_bytes(raw["hash"])
+    stored = raw["hash"]
+    # A string that came out of canonical bytes: orjson writes it as the reference does.
+    member = b'"hash":' + (
+        orjson.dumps(stored) if isinstance(stored, str) else _reference_bytes(stored)
+    )
     if data.count(member) != 1:
         return hashlib.sha256(
             canonical_bytes_finite({k: v for k, v in raw.items() if k != "hash"})
@@ -312,6 +316,30 @@ def envelope_from_json(raw: Mapping[str, object]) -> Envelope:
 
 
 _NO_PAYLOAD: JsonObject = {}
+# Validated actors by (kind, id, role): a log holds few distinct actors (devices, operators,
+# the system), and an Actor instance is accepted as it is by the envelope's validation.
+_ACTORS: dict[tuple[str, str, str], Actor] = {}
+_ACTORS_SIZE = 4096
+
+
+def _known_actor(actor: object) -> Actor | None:
+    """The validated Actor for a raw actor object, or None (the full validation decides)."""
+    if type(actor) is not dict or len(actor) != 3:
+        return None
+    kind, id_, role = actor.get("kind"), actor.get("id"), actor.get("role")
+    if type(kind) is not str or type(id_) is not str or type(role) is not str:
+        return None
+    key = (kind, id_, role)
+    known = _ACTORS.get(key)
+    if known is None:
+        try:
+            known = Actor.model_validate(actor)
+        except ValidationError:
+            return None
+        if len(_ACTORS) >= _ACTORS_SIZE:
+            _ACTORS.clear()
+        _ACTORS[key] = known
+    return known
 
 
 def envelope_from_loaded(raw: JsonObject) -> Envelope:
@@ -322,8 +350,12 @@ def envelope_from_loaded(raw: JsonObject) -> Envelope:
     """
     payload = raw.get("payload")
     if isinstance(payload, dict):
+        fields: dict[str, object] = {**raw, "payload": _NO_PAYLOAD}
+        actor = _known_actor(raw.get("actor"))
+        if actor is not None:
+            fields["actor"] = actor
         try:
-            envelope = Envelope.model_validate({**raw, "payload": _NO_PAYLOAD})
+            envelope = Envelope.model_validate(fields)
         except ValidationError:
             pass  # the full validation words the errors exactly as before
         else:
@@ -390,7 +422,10 @@ def upcast(event_type: str, schema_version: int, payload: Mapping[str, JsonValue
 def parse_payload(envelope: Envelope) -> Event:
     """The envelope's payload as its (latest) model, upcasting older versions."""
     cls = model_for(envelope.type, envelope.schema_version)
-    payload = upcast(envelope.type, envelope.schema_version, envelope.payload)
+    payload: Mapping[str, JsonValue] = envelope.payload
+    if envelope.schema_version != cls.schema_version:
+        # Only older payloads need the upcasters (and the copy they work on).
+        payload = upcast(envelope.type, envelope.schema_version, payload)
     try:
         return cls.model_validate(payload)
     except ValidationError as exc:

@@ -97,9 +97,11 @@ class ChainFailure:
     offset: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class _Link:
-    """What the verifier keeps of one event."""
+    """What the verifier keeps of one event: never changed once built. Not frozen because
+    a frozen dataclass's __init__ costs a call per field and one is built per record; no
+    __eq__ because links are told apart by their fields, never compared whole."""
 
     seq: int
     hash: str  # the stored hash: what the successor links to
