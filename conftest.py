@@ -64,9 +64,26 @@ def postgres_admin_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def topic_prefix() -> str:
-    """A topic prefix unique to this test run."""
-    return f"test{RUN_ID}."
+def topic_prefix(kafka_bootstrap: str) -> Iterator[str]:
+    """A topic prefix unique to this test run; its topics are deleted at the end of the run
+    (a broker kept across runs otherwise collects tens of thousands of partitions, and
+    starts and answers ever more slowly)."""
+    prefix = f"test{RUN_ID}."
+    yield prefix
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    except Exception:  # the broker is gone: nothing to tidy
+        return
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(f"test{RUN_ID}")]
+        if mine:
+            admin.delete_topics(mine)
+    except Exception:  # noqa: S110 — leftover topics are harmless
+        pass
+    finally:
+        admin.close()
 
 
 @pytest.fixture(scope="session")

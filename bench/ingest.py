@@ -59,12 +59,15 @@ class Stack:
     dbs: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: Path = Path()
+    bootstrap: str = ""
+    prefix: str = ""
 
 
 async def start_stack(admin_url: str, bootstrap: str, prefix: str) -> Stack:
     """The services as processes on free ports, fresh databases, ready."""
     await ensure_topics(bootstrap, prefix=prefix)
-    stack = Stack(logs=Path(tempfile.mkdtemp(prefix="bench-ingest-")))
+    stack = Stack(logs=Path(tempfile.mkdtemp(prefix="bench-ingest-")), bootstrap=bootstrap,
+                  prefix=prefix)
     for service in SERVICES:
         port = _free_port()
         url = await fresh_database(admin_url, f"ing{service[:4]}")
@@ -115,6 +118,15 @@ async def stop_stack(admin_url: str, stack: Stack) -> None:
             await drop_database(admin_url, url)
         except Exception:  # noqa: S110 — a leftover database is harmless
             pass
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:  # the run's event, retry and dead-letter topics
+        await admin.delete_topics([t for t in await admin.list_topics()
+                                   if t.startswith(stack.prefix)])
+    except Exception:  # noqa: S110 — leftover topics are harmless
+        pass
+    finally:
+        await admin.close()
 
 
 @dataclass
