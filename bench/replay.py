@@ -12,6 +12,7 @@ and chain links and recomputing the hash with the contracts' own ``envelope_hash
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from wastetrail_audit.keys import KeyRing
@@ -59,6 +61,24 @@ def _example_for(service: str) -> Event:
         if event.event_type.split(".")[0] == service:
             return event
     raise LookupError(service)
+
+
+def _generate_raw(bootstrap: str, prefix: str, events: int
+                  ) -> tuple[int, dict[str, bytes], dict[str, str]]:
+    log = generate(bootstrap, prefix, events)
+    raw = {kid: key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+           for kid, key in log.keys.public_keys.items()}
+    return log.records, raw, dict(log.keys.services)
+
+
+def generate_apart(bootstrap: str, prefix: str, events: int) -> GeneratedLog:
+    """``generate`` in a child process: the replay's peak RSS is measured over this process
+    and its workers, and must not include what generating the log left behind here."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        records, raw, services = pool.apply(_generate_raw, (bootstrap, prefix, events))
+    keys = KeyRing(public_keys={kid: Ed25519PublicKey.from_public_bytes(b)
+                                for kid, b in raw.items()}, services=services)
+    return GeneratedLog(prefix, records, keys)
 
 
 def generate(bootstrap: str, prefix: str, events: int, *, checkpoint_every: int = 1000
@@ -215,7 +235,7 @@ def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = No
     check_fast_path()
     tag = uuid.uuid4().hex[:6]
     started = time.perf_counter()
-    big = generate(bootstrap, f"bench{tag}.replay.", events)
+    big = generate_apart(bootstrap, f"bench{tag}.replay.", events)
     if log:
         print(f"  generated {big.records:,} records in {time.perf_counter() - started:.1f}s")
     ours, bare, rss_big = _measure(bootstrap, big, runs, "" if log else None)
@@ -223,7 +243,8 @@ def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = No
                       target=median(bare),
                       baseline=median(bare), results_dir=results_dir)]
     # Memory: the same replay on a log 1/5 the size; RSS must not grow with the log.
-    small = generate(bootstrap, f"bench{tag}.replaysmall.", small_events or max(events // 5, 1))
+    small = generate_apart(bootstrap, f"bench{tag}.replaysmall.",
+                           small_events or max(events // 5, 1))
     rss_small = [replay_once(bootstrap, small).peak / MB for _ in range(runs)]
     if log:
         print(f"  RSS at {small.records:,} records: {median(rss_small):.0f} MB; "
@@ -272,7 +293,7 @@ def run_sizes(bootstrap: str, sizes: Sequence[int], *, runs: int,
     for events in sorted(sizes):
         label = size_label(events)
         started = time.perf_counter()
-        log_ = generate(bootstrap, f"bench{tag}.replay{label}.", events)
+        log_ = generate_apart(bootstrap, f"bench{tag}.replay{label}.", events)
         if log:
             print(f"  {label}: generated {log_.records:,} records in "
                   f"{time.perf_counter() - started:.1f}s", flush=True)
