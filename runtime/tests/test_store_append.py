@@ -15,10 +15,10 @@ from sqlalchemy import select
 from wastetrail_contracts import SYSTEM_ACTOR, Actor, decode
 from wastetrail_contracts.codec import encode, envelope_hash
 from wastetrail_contracts.enums import ActorKind, Role
-from wastetrail_contracts.envelope import GENESIS_HASH
+from wastetrail_contracts.envelope import GENESIS_HASH, uuid7_many
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var
-from wastetrail_runtime.store import ConcurrencyConflict, EventStore, _event_ids
+from wastetrail_runtime.store import ConcurrencyConflict, EventStore
 
 OPERATOR = Actor(kind=ActorKind.OPERATOR, id="op-Trần", role=Role.ADMIN)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -176,7 +176,7 @@ async def test_the_generic_path_on_sqlite(tmp_path: Path) -> None:
 
 def test_event_ids_are_uuid7s_in_time_order() -> None:
     before = time.time_ns() // 1_000_000
-    ids = _event_ids(4000)
+    ids = uuid7_many(4000)
     after = time.time_ns() // 1_000_000
     assert len(set(ids)) == 4000
     variants = set()
@@ -187,4 +187,4 @@ def test_event_ids_are_uuid7s_in_time_order() -> None:
         assert before <= parsed.int >> 80 <= after
         variants.add(value[19])
     assert variants == set("89ab")  # the two variant bits leave the random ones alone
-    assert _event_ids(0) == []
+    assert uuid7_many(0) == []

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -44,7 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor, Envelope, Event
 from wastetrail_contracts.chain import seal_envelope
 from wastetrail_contracts.codec import canonical_bytes_finite, encode, payload_json
-from wastetrail_contracts.envelope import GENESIS_HASH, uuid7
+from wastetrail_contracts.envelope import GENESIS_HASH, uuid7, uuid7_many
 from wastetrail_contracts.integrity import chain_id
 from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, partition_for
 
@@ -433,7 +431,7 @@ class UnitOfWork:
         causation = context.causation
         recorded_at = context.recorded_at
         recorded_iso = _iso(recorded_at)
-        event_ids = iter(_event_ids(len(self._pending)))
+        event_ids = iter(uuid7_many(len(self._pending)))
         rows = _Rows()
         new_heads: list[tuple[str, int, str]] = []
         # Per commit, most events share an actor (and often an occurred_at): dump each once.
@@ -665,9 +663,6 @@ def _check_sealing(fields: dict[str, Any], digest: str, value: bytes) -> None:
 
 _DATETIME = TypeAdapter(datetime)
 _ZERO = timedelta(0)
-_MILLIS = (1 << 48) - 1
-# A random hex digit → the UUID variant digit "10xx" with the same two low bits.
-_VARIANT = str.maketrans("0123456789abcdef", "89ab89ab89ab89ab")
 # The envelope's Code type: what a stream id may be (checked here, since only the first
 # envelope of a commit is fully validated).
 _STREAM_ID = re.compile(r"[^\x00-\x1f]{1,80}")
@@ -679,15 +674,3 @@ def _iso(value: datetime) -> str:
     return str(_DATETIME.dump_python(value, mode="json"))
 
 
-def _event_ids(count: int) -> list[str]:
-    """``count`` UUIDv7s laid out as ``wastetrail_contracts.envelope.uuid7`` lays them out
-    (48-bit Unix milliseconds, version 7, 12 + 62 random bits, variant 10), from one clock
-    read and one read of the random source instead of one of each per event."""
-    stamp = f"{(time.time_ns() // 1_000_000) & _MILLIS:012x}"
-    prefix = f"{stamp[:8]}-{stamp[8:]}-7"
-    digits = os.urandom(10 * count).hex()  # 19 of every 20 hex digits are used
-    return [
-        f"{prefix}{digits[at:at + 3]}-{digits[at + 3].translate(_VARIANT)}"
-        f"{digits[at + 4:at + 7]}-{digits[at + 7:at + 19]}"
-        for at in range(0, 20 * count, 20)
-    ]
