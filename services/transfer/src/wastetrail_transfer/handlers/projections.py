@@ -65,12 +65,6 @@ async def trip_started(uow: UnitOfWork, event: TripStarted) -> None:
     trip.started_at = event.started_at
 
 
-async def load_collected(uow: UnitOfWork, event: LoadCollected, tolerance: Tolerance,
-                         now: datetime) -> None:
-    """One more scanned load of a trip; the last one may complete its reconciliation."""
-    await loads_collected(uow, [event], tolerance, now)
-
-
 _ROWS_PER_INSERT = 1000  # 5 parameters a row: far below PostgreSQL's 32,767
 
 
