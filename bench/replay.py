@@ -97,8 +97,12 @@ def generate(bootstrap: str, prefix: str, events: int, *, checkpoint_every: int 
     for service, key in keys.items():
         ring.public_keys[key_id_for(key.public_key())] = key.public_key()
         ring.services[key_id_for(key.public_key())] = service
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
-                             batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
+    # Idempotent, like the services' relay: a batch retried on a busy broker (the topics
+    # were just created; their leaders may still be moving) must not land after the next
+    # one, or the replay rightly reports the chain reordered.
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                             linger_ms=20, batch_size=512 * 1024,
+                             max_request_size=4 * 1024 * 1024)
     per_chain, extra = divmod(events, len(chains))
     written = 0
     try:
@@ -210,6 +214,7 @@ class ReplayRun(NamedTuple):
     ok: bool
     rss_before: int  # this process's RSS when the replay started (generation's leftovers)
     peak_worker: int  # the largest RSS of one child process (a worker, the forkserver)
+    problems: tuple[str, ...] = ()  # the first failures and warnings when not ok
 
 
 def replay_once(bootstrap: str, log: GeneratedLog, workers: int | None = None) -> ReplayRun:
@@ -225,8 +230,9 @@ def replay_once(bootstrap: str, log: GeneratedLog, workers: int | None = None) -
                                            keys=log.keys, work_dir=Path(work), workers=workers))
             elapsed = time.perf_counter() - started
         children = [v for pid, v in rss.peak_each.items() if pid != me]
+        problems = tuple([f.line() for f in summary.failures[:5]] + summary.warnings[:5])
         return ReplayRun(summary.records, elapsed, rss.peak_total, summary.ok, before,
-                         max(children, default=0))
+                         max(children, default=0), problems)
 
 
 def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = None,
@@ -330,7 +336,8 @@ def _measure(bootstrap: str, log_: GeneratedLog, runs: int, label: str | None
         run = replay_once(bootstrap, log_)
         if not run.ok or run.records != log_.records:
             raise AssertionError(
-                f"replay not clean: ok={run.ok} records={run.records}/{log_.records}")
+                f"replay not clean: ok={run.ok} records={run.records}/{log_.records}: "
+                + "; ".join(run.problems))
         ours.append(run.records / run.seconds)
         rss.append(run.peak / MB)
         if label is not None:
