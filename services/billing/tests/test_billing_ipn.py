@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from billing_support import (
+    SECRET,
     Billing,
     february_invoice,
     ipn_params,
@@ -13,6 +15,7 @@ from billing_support import (
     start_vnpay,
 )
 from wastetrail_contracts.enums import Role
+from wastetrail_runtime.auth import issue_token
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +129,67 @@ async def test_only_the_household_itself_may_start_a_payment(billing: Billing) -
     r = await billing.client.post(f"/v1/invoices/{invoice_id}/pay", json={},
                                   headers=billing.auth(Role.HOUSEHOLD, "HH-OTHER"))
     assert r.status_code == 403 and r.json()["field"] == "account_id"
+
+
+async def test_a_second_payment_waits_while_one_is_open_on_vnpay(billing: Billing) -> None:
+    invoice_id = await february_invoice(billing)
+    first = await start_vnpay(billing, invoice_id)
+
+    # Another tab, or a second click: the first order may still be paid on VNPay's page.
+    r = await billing.client.post(f"/v1/invoices/{invoice_id}/pay", json={},
+                                  headers=billing.auth(Role.HOUSEHOLD, "HH-1"))
+    assert r.status_code == 409
+    problem = r.json()
+    assert problem["type"].endswith("payment-pending") and problem["field"] == "invoice_id"
+    assert problem["payment_id"] == first["payment_id"]
+    assert first["payment_id"] in problem["detail"]
+    # The web page shows the payment in progress instead of a second "pay" button.
+    billing.client.cookies.set("wt_token", issue_token(SECRET, "h", Role.HOUSEHOLD,
+                                                       account_id="HH-1"))
+    page = await billing.client.get("/account?lang=en")
+    billing.client.cookies.clear()
+    assert f'id="pending-{invoice_id}"' in page.text
+    assert f'id="pay-{invoice_id}"' not in page.text
+
+    # Once the order has expired on VNPay (15 minutes by default), a new one may start.
+    billing.clock.advance(timedelta(minutes=16))
+    again = await start_vnpay(billing, invoice_id)
+    assert again["payment_id"] != first["payment_id"] and again["amount"] == 60_000
+
+
+async def test_money_that_arrives_for_a_paid_invoice_is_kept_as_account_credit(
+        billing: Billing) -> None:
+    # A VNPay order paid after the invoice was settled another way (cash at the counter
+    # while the order was open): VNPay has taken the money, so the IPN is confirmed and
+    # the payment recorded; the surplus shows as the account's credit, refundable.
+    invoice_id = await february_invoice(billing)
+    pay = await start_vnpay(billing, invoice_id)
+    cash = await billing.client.post(f"/v1/invoices/{invoice_id}/cash-payments",
+                                     json={"amount": 60_000}, headers=billing.auth(Role.CASHIER))
+    assert cash.status_code == 201, cash.text
+
+    answer = await send_ipn(billing, ipn_params(pay["payment_id"], pay["amount"]))
+
+    assert answer == {"RspCode": "00", "Message": "Confirm Success"}
+    assert await payment_state(billing, pay["payment_id"]) == "succeeded"
+    invoice = (await billing.client.get(f"/v1/invoices/{invoice_id}",
+                                        headers=billing.auth())).json()
+    assert (invoice["status"], invoice["paid"], invoice["outstanding"], invoice["overpaid"]) == (
+        "paid", 120_000, 0, 60_000)
+    account = (await billing.client.get("/v1/accounts/HH-1", headers=billing.auth())).json()
+    assert account["balance_due"] == -60_000
+    # The cashier gives the cash back: the account owes nothing and holds nothing.
+    r = await billing.client.post(f"/v1/payments/{cash.json()['payment_id']}/refunds",
+                                  json={"reason": "paid twice"},
+                                  headers=billing.auth(Role.CASHIER))
+    assert r.status_code == 201, r.text
+    account = (await billing.client.get("/v1/accounts/HH-1", headers=billing.auth())).json()
+    assert account["balance_due"] == 0
+
+
+async def test_two_payments_started_at_once_open_one_vnpay_order(billing: Billing) -> None:
+    invoice_id = await february_invoice(billing)
+    answers = await asyncio.gather(*(
+        billing.client.post(f"/v1/invoices/{invoice_id}/pay", json={},
+                            headers=billing.auth(Role.HOUSEHOLD, "HH-1")) for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409]

@@ -8,6 +8,7 @@ browser POST with it); the runtime's auth reads that cookie like a bearer token.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -23,9 +24,14 @@ from wastetrail_runtime.service import runtime_of
 
 from wastetrail_billing.adapters.tables import Account, Invoice, Payment
 from wastetrail_billing.adapters.vnpay import VNPayClient
+from wastetrail_billing.domain.periods import VIETNAM
 from wastetrail_billing.entrypoints.http import settings_of, start_payment
 from wastetrail_billing.handlers import views
-from wastetrail_billing.handlers.payments import invoice_status, outstanding
+from wastetrail_billing.handlers.payments import (
+    invoice_status,
+    open_vnpay_payment,
+    outstanding,
+)
 
 router = APIRouter(include_in_schema=False)
 COOKIE = "wt_token"
@@ -56,6 +62,7 @@ TEXT: dict[str, dict[str, str]] = {
         "invoice": "Hóa đơn", "amount": "Số tiền", "back": "Về trang tài khoản",
         "lines": "Chi tiết", "refused": "Lần bị từ chối thu gom", "weight": "Khối lượng tính phí",
         "lang_switch": "English", "reference": "Tham chiếu",
+        "paying_until": "Đang thanh toán trên VNPay, đến",
     },
     "en": {
         "title": "Household waste bills", "sign_in": "Sign in",
@@ -75,6 +82,7 @@ TEXT: dict[str, dict[str, str]] = {
         "invoice": "Invoice", "amount": "Amount", "back": "Back to my account",
         "lines": "Details", "refused": "Refused pickups", "weight": "Charged weight",
         "lang_switch": "Tiếng Việt", "reference": "Reference",
+        "paying_until": "Payment open on VNPay until",
     },
 }
 
@@ -123,7 +131,10 @@ async def account_page(request: Request, lang: str | None = None) -> Response:
     principal = _household(request)
     if principal is None or principal.account_id is None:
         return _render(request, "signin.html", language, error=None)
-    async with runtime_of(request).db.session() as session:
+    rt = runtime_of(request)
+    expire_after = timedelta(minutes=settings_of(rt).vnpay_expire_minutes)
+    now = rt.clock.now()
+    async with rt.db.session() as session:
         account = await session.get(Account, principal.account_id)
         if account is None:
             return _render(request, "signin.html", language, status_code=404,
@@ -132,8 +143,16 @@ async def account_page(request: Request, lang: str | None = None) -> Response:
         invoices = await views.invoices_of(session, account.account_id)
         credits = await views.credits_of(session, account.account_id)
         refunds = await views.refunds_of(session, account.account_id)
-    rows = [{"invoice": i, "status": invoice_status(i), "due": outstanding(i)}
-            for i in invoices]
+        # An invoice whose VNPay order is still open shows until when, not a second button.
+        rows = []
+        for i in invoices:
+            due = outstanding(i)
+            order = None if due <= 0 else await open_vnpay_payment(
+                session, i.invoice_id, now=now, expire_after=expire_after)
+            until = None if order is None else (
+                (order.created_at + expire_after).astimezone(VIETNAM).strftime("%H:%M"))
+            rows.append({"invoice": i, "status": invoice_status(i), "due": due,
+                         "paying_until": until})
     return _render(request, "account.html", language, account=account, summary=summary,
                    invoices=rows, credits=credits, refunds=refunds)
 

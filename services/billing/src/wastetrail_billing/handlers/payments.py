@@ -4,6 +4,14 @@ Only a verified IPN marks a VNPay payment paid (vnpay.md §2). The IPN locks the
 row (SELECT ... FOR UPDATE) before deciding, so a repeated or concurrent IPN finds the
 payment no longer pending and answers 02 without touching the ledger: the ledger changes
 exactly once per payment.
+
+One VNPay order per invoice at a time: while an order is open on VNPay's page (until its
+vnp_ExpireDate), starting another one for the same invoice is refused (409
+``payment-pending``), so a second tab or a second click cannot charge the household twice.
+Money can still arrive for an invoice that is already settled (cash taken at the counter
+while the order was open, an IPN after a retry): VNPay has taken it, so it is confirmed
+and recorded like any payment, and the surplus stays on the account as a credit balance
+(``balance_due`` below zero, the invoice's ``overpaid``) until it is refunded.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor
 from wastetrail_contracts.enums import PaymentChannel
 from wastetrail_contracts.events.billing import (
@@ -41,6 +50,7 @@ from wastetrail_billing.adapters.vnpay import (
 )
 from wastetrail_billing.domain import invoicing as inv
 from wastetrail_billing.domain import ledger
+from wastetrail_billing.domain.periods import VIETNAM
 from wastetrail_billing.handlers.common import VNPAY_IPN, new_id
 
 log = get_logger(__name__)
@@ -63,6 +73,24 @@ def invoice_status(invoice: Invoice) -> str:
 def outstanding(invoice: Invoice) -> int:
     """What is still to pay on the invoice (never negative)."""
     return max(0, invoice.total - invoice.paid)
+
+
+def overpaid(invoice: Invoice) -> int:
+    """What was paid on the invoice beyond its total (never negative)."""
+    return max(0, invoice.paid - invoice.total)
+
+
+async def open_vnpay_payment(session: AsyncSession, invoice_id: str, *, now: datetime,
+                             expire_after: timedelta) -> Payment | None:
+    """The invoice's VNPay order that may still be paid on VNPay's page, if any: pending
+    and created less than ``expire_after`` (its vnp_ExpireDate) ago."""
+    return (await session.exec(
+        select(Payment).where(
+            Payment.invoice_id == invoice_id, Payment.status == PENDING,
+            Payment.channel == PaymentChannel.VNPAY.value,
+            col(Payment.created_at) > now - expire_after)
+        .order_by(col(Payment.created_at).desc()).limit(1)
+    )).first()
 
 
 async def locked_invoice(uow: UnitOfWork, invoice_id: str) -> Invoice:
@@ -94,11 +122,27 @@ async def start_vnpay_payment(
     uow: UnitOfWork, invoice: Invoice, *, config: VNPayConfig, actor: Actor, now: datetime,
     ip_addr: str, locale: Literal["vn", "en"], expire_after: timedelta,
 ) -> tuple[Payment, str]:
-    """Create a pending payment of what is outstanding and its signed VNPay URL."""
+    """Create a pending payment of what is outstanding and its signed VNPay URL.
+
+    The caller holds the invoice's row lock, so two starts for one invoice run one after
+    the other and the second sees the first's open order.
+    """
     due = outstanding(invoice)
     if due <= 0:
         raise conflict("invoice-settled", f"invoice {invoice.invoice_id} has nothing to pay",
                        field="invoice_id")
+    open_order = await open_vnpay_payment(uow.session, invoice.invoice_id, now=now,
+                                          expire_after=expire_after)
+    if open_order is not None:
+        until = (open_order.created_at + expire_after).astimezone(VIETNAM)
+        raise Problem(
+            409, "payment-pending", "Conflict",
+            f"payment {open_order.payment_id} of {open_order.amount} đồng for invoice "
+            f"{invoice.invoice_id} is still open on VNPay until {until:%H:%M} (Vietnam "
+            "time): finish it there, or start a new one after that",
+            field="invoice_id",
+            extra={"payment_id": open_order.payment_id,
+                   "expires_at": (open_order.created_at + expire_after).isoformat()})
     payment_id = new_id("PAY")
     order_info = order_info_for(invoice.invoice_id)
     async with VNPayClient(config) as client:
@@ -119,8 +163,16 @@ async def start_vnpay_payment(
 
 
 async def _settle(uow: UnitOfWork, payment: Payment, *, actor: Actor, now: datetime) -> None:
-    """Money arrived: post Dr cash / Cr receivable and count it on the invoice."""
+    """Money arrived: post Dr cash / Cr receivable and count it on the invoice.
+
+    More than is outstanding (the invoice was settled meanwhile) is still money received:
+    the receivable goes below zero by the surplus, a credit balance of the account.
+    """
     invoice = await locked_invoice(uow, payment.invoice_id)
+    surplus = payment.amount - outstanding(invoice)
+    if surplus > 0:
+        log.warning("billing.overpaid", payment_id=payment.payment_id,
+                    invoice_id=invoice.invoice_id, surplus=surplus)
     invoice.paid += payment.amount
     uow.session.add(invoice)
     await post_entry(uow, inv.payment_entry(payment.payment_id, payment.account_id,

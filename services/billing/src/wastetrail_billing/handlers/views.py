@@ -22,7 +22,12 @@ from wastetrail_billing.adapters.tables import (
 )
 from wastetrail_billing.domain import ledger
 from wastetrail_billing.epr_link import epr_attr
-from wastetrail_billing.handlers.payments import SUCCEEDED, invoice_status, outstanding
+from wastetrail_billing.handlers.payments import (
+    SUCCEEDED,
+    invoice_status,
+    outstanding,
+    overpaid,
+)
 
 
 def invoice_view(invoice: Invoice, *, detail: bool = False) -> dict[str, Any]:
@@ -34,6 +39,7 @@ def invoice_view(invoice: Invoice, *, detail: bool = False) -> dict[str, Any]:
         "charged_grams": invoice.charged_grams, "refused_count": invoice.refused_count,
         "subtotal": invoice.subtotal, "vat": invoice.vat, "credits": invoice.credits,
         "total": invoice.total, "paid": invoice.paid, "outstanding": outstanding(invoice),
+        "overpaid": overpaid(invoice),
         "status": invoice_status(invoice), "issued_at": invoice.issued_at.isoformat(),
     }
     if detail:
