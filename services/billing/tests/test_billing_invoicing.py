@@ -130,10 +130,14 @@ async def test_rerunning_a_month_issues_nothing_new(billing: Billing, ev: type[E
     assert len(await billing.stream("INV-202601-HH-1")) == 1
     assert len(await billing.postings("INV-202601-HH-1")) == 4  # not posted twice
 
-    # A load of January synced after January was invoiced is reported, not billed twice.
+    # A load of January synced after January was invoiced: billed once, by a supplement.
     await billing.feed(ev.load("HH-1-LATE", "HH-1", 2_000, utc(2026, 1, 25, 2)))
     third = await billing.run_invoicing("2026-01")
-    assert third["issued"] == [] and third["late_charges"] == 1
+    assert third["issued"] == [] and third["supplements"] == ["SUP-202601-1-HH-1"]
+    assert third["late_charges"] == 0
+    fourth = await billing.run_invoicing("2026-01")
+    assert (fourth["issued"], fourth["supplements"], fourth["late_charges"]) == ([], [], 0)
+    assert len(await billing.stream("SUP-202601-1-HH-1")) == 1
 
 
 async def test_a_month_that_has_not_ended_cannot_be_invoiced(billing: Billing) -> None:
@@ -234,23 +238,67 @@ async def test_accounts_without_a_tariff_are_skipped_with_the_reason(
                                "commune 'PHUONG-1' (nor a default '*')"}]
 
 
-async def test_a_late_load_is_listed_without_an_invoice_and_billed_loads_with_theirs(
+async def test_a_late_load_is_billed_by_a_supplement_as_if_it_had_been_on_time(
         billing: Billing, ev: type[Events]) -> None:
     await billing.publish_tariff("split", SPLIT_TARIFF)
     await january_loads(billing, ev)
     await billing.run_invoicing("2026-01")
-    await billing.feed(ev.load("HH-1-LATE", "HH-1", 2_000, utc(2026, 1, 25, 2)))
+    late = ev.load("HH-1-LATE", "HH-1", 2_000, utc(2026, 1, 25, 2))
+    await billing.feed(late)
+
+    r = await billing.client.get("/v1/accounts/HH-1/charges", params={"period": "2026-01"},
+                                 headers=billing.auth(Role.AUDITOR))
+    assert {c["load_id"]: c["invoice_id"] for c in r.json()["items"]}["HH-1-LATE"] is None
+
+    # February's run also bills January's late loads.
+    run = await billing.run_invoicing("2026-02")
+    assert run["supplements"] == ["SUP-202601-1-HH-1"] and run["late_charges"] == 0
 
     r = await billing.client.get("/v1/accounts/HH-1/charges", params={"period": "2026-01"},
                                  headers=billing.auth(Role.AUDITOR))
     on = {c["load_id"]: c["invoice_id"] for c in r.json()["items"]}
     assert on == {"HH-1-L1": "INV-202601-HH-1", "HH-1-L2": "INV-202601-HH-1",
                   "HH-1-L3": "INV-202601-HH-1", "HH-1-L4": "INV-202601-HH-1",
-                  "HH-1-L5": "INV-202601-HH-1", "HH-1-LATE": None}
-    # February's load (L6) is not January's; February is not invoiced yet.
-    r = await billing.client.get("/v1/accounts/HH-1/charges", params={"period": "2026-02"},
-                                 headers=billing.auth(Role.AUDITOR))
-    assert [(c["load_id"], c["invoice_id"]) for c in r.json()["items"]] == [("HH-1-L6", None)]
+                  "HH-1-L5": "INV-202601-HH-1", "HH-1-LATE": "SUP-202601-1-HH-1"}
+    # 2 kg on 25 Jan, v2: 2 × 400 = 800 đ; VAT 10 % on 33,300 + 800 is 3,410, 80 more.
+    supplement = (await billing.client.get("/v1/invoices/SUP-202601-1-HH-1",
+                                           headers=billing.auth())).json()
+    assert [(x["unit"], x["quantity"], x["amount"]) for x in supplement["lines"]] == [
+        ("kg", "2.000", 800)]
+    assert (supplement["subtotal"], supplement["vat"], supplement["total"]) == (800, 80, 880)
+    assert (supplement["period"], supplement["charged_grams"]) == ("2026-01", 2_000)
+    (kind, issued), = await billing.stream("SUP-202601-1-HH-1")
+    assert kind == "billing.invoice_issued" and issued["total"] == 880
+    assert sorted(p[1:] for p in await billing.postings("SUP-202601-1-HH-1")) == [
+        ("household:HH-1:receivable", 880), ("liability:vat", -80),
+        ("revenue:fees:treatment", -800)]
+
+    # The month's two invoices bill what one invoice of every load would have.
+    await january_loads(billing, ev, "HH-2")
+    await billing.feed(ev.load("HH-2-LATE", "HH-2", 2_000, utc(2026, 1, 25, 2)))
+    await billing.run_invoicing("2026-01")
+    on_time = (await billing.client.get("/v1/invoices/INV-202601-HH-2",
+                                        headers=billing.auth())).json()
+    first = (await billing.client.get("/v1/invoices/INV-202601-HH-1",
+                                      headers=billing.auth())).json()
+    assert first["total"] + supplement["total"] == on_time["total"]
+    assert first["vat"] + supplement["vat"] == on_time["vat"]
+
+
+async def test_a_late_load_the_tariff_cannot_price_is_named_and_stays_late(
+        billing: Billing, ev: type[Events]) -> None:
+    await billing.publish_tariff("bags", PER_BAG_TARIFF)
+    await billing.feed(ev.generator("HH-1"),
+                       ev.load("A-1", "HH-1", 4_000, utc(2026, 1, 3, 2), bag_size="20l"))
+    await billing.run_invoicing("2026-01")
+    await billing.feed(ev.load("A-2", "HH-1", 1_000, utc(2026, 1, 9, 2)))  # no bag size
+
+    run = await billing.run_invoicing("2026-01")
+
+    assert run["supplements"] == [] and run["late_charges"] == 1
+    assert run["skipped"] == [{"account_id": "HH-1", "reason": (
+        "late loads of 2026-01: load A-2.bag_size: the tariff prices other/collection per "
+        "bag of size 20l, 40l; the load has bag size None")}]
 
 
 PER_BAG_TARIFF = """

@@ -93,6 +93,32 @@ async def test_0002_keeps_which_loads_each_invoice_billed(database_url: str) -> 
     assert billed == ["A-1", "A-2"]
 
 
+async def test_0003_keeps_invoices_as_the_months_invoices_and_will_not_drop_supplements(
+        database_url: str) -> None:
+    cfg = alembic_config(SPEC.migrations, database_url)
+    await asyncio.to_thread(command.upgrade, cfg, "0002")
+    engine = create_async_engine(database_url)
+    invoice = ("INSERT INTO invoices (invoice_id, account_id, period, tariff_id,"
+               " tariff_revision, tariff_sha256, lines_json, charged_grams, refused_count,"
+               " subtotal, vat, credits, total, paid, issued_at, charges_through{}) VALUES"
+               " (:id, 'A', '2026-01', 't', 1, 'x', '{{}}', 0, 0, 0, 0, 0, 0, 0, now(), 0{})")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(invoice.format("", "")), {"id": "INV-1"})
+        await asyncio.to_thread(command.upgrade, cfg, "head")
+        async with engine.begin() as conn:
+            assert (await conn.execute(text(
+                "SELECT supplement FROM invoices"))).scalars().all() == [0]
+            await conn.execute(text(invoice.format(", supplement", ", 1")), {"id": "SUP-1"})
+        with pytest.raises(Exception, match="supplementary invoices exist"):
+            await asyncio.to_thread(command.downgrade, cfg, "0002")
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM invoices WHERE supplement > 0"))
+        await asyncio.to_thread(command.downgrade, cfg, "0002")
+    finally:
+        await engine.dispose()
+
+
 def test_billing_refuses_sqlite_with_a_clear_reason(tmp_path: Path) -> None:
     from wastetrail_billing.app import create_app
     from wastetrail_billing.settings import BillingSettings

@@ -22,6 +22,7 @@ from wastetrail_billing.domain.fees import (
     Unit,
     VatLine,
     compute_invoice,
+    compute_supplement,
     price_boundaries,
     prorate_grams,
     round_half_up,
@@ -807,3 +808,79 @@ def test_summed_loads_are_priced_exactly_as_the_loads_one_by_one(seed: int) -> N
     bounds = price_boundaries(FLAT, MAR_2026)
     assert compute_invoice(URBAN_BUSINESS, MAR_2026, FLAT, summed(bagged, bounds)) == (
         compute_invoice(URBAN_BUSINESS, MAR_2026, FLAT, bagged))
+
+
+# --------------------------------------------------------------- supplementary invoices
+
+
+def _split_loads(rng: random.Random, count: int) -> list[ChargedQuantity]:
+    return [load(date(2026, 6, rng.randint(1, 30)),
+                 rng.choice([Category.FOOD, Category.OTHER, Category.RECYCLABLE]),
+                 rng.randint(1, 60_000), refused=rng.random() < 0.05)
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_a_month_and_its_supplement_add_up_to_the_month_priced_with_every_load(
+        seed: int) -> None:
+    # Mid-month change, per-kg with half-đồng prices, tiers pooled across loads: whatever
+    # late loads come, invoice + supplement = one invoice of every load, line by line.
+    rng = random.Random(seed)
+    on_time, late = _split_loads(rng, rng.randint(0, 12)), _split_loads(rng, rng.randint(1, 6))
+    billed = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT, on_time)
+    full = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT, on_time + late)
+
+    extra = compute_supplement(full, billed)
+
+    assert billed.subtotal + extra.subtotal == full.subtotal
+    assert billed.vat + extra.vat == full.vat
+    assert extra.total == extra.subtotal + extra.vat == extra.amount_due
+    assert extra.subtotal == sum(line.amount for line in extra.lines)
+    assert all(line.amount >= 0 and line.quantity >= 0 for line in extra.lines)
+    # Flat monthly amounts were billed once, on the month's invoice.
+    assert not [line for line in extra.lines if line.unit is Unit.MONTH]
+    assert extra.refused_grams == sum(x.grams for x in late if x.refused)
+    assert sum(u.grams for u in billed.uncharged) + sum(u.grams for u in extra.uncharged) == (
+        sum(u.grams for u in full.uncharged))
+
+
+def test_a_supplement_bills_a_late_load_at_the_tier_the_month_reached() -> None:
+    # 200 kg of other on time in October (HCMC): base up to 126 kg, then 74 kg in the
+    # 126–250 kg band. A late 100 kg load: 50 kg more in that band, 50 kg in the next.
+    billed = hcmc((Category.OTHER, 200_000))
+    full = compute_invoice(URBAN_HOUSEHOLD, OCT_2025, HCMC, [
+        load(date(2025, 10, 1), Category.OTHER, 200_000),
+        load(date(2025, 10, 20), Category.OTHER, 100_000)])
+
+    extra = compute_supplement(full, billed, [Credit(reference="c", amount=1_000)])
+
+    # collection 520 / 560 đ/kg, transport 200 / 215 đ/kg in those bands.
+    assert [(line.component, line.band, line.quantity, line.amount) for line in extra.lines] == [
+        (Component.COLLECTION, "126–250 kg", Decimal(50), 26_000),
+        (Component.COLLECTION, "250–420 kg", Decimal(50), 28_000),
+        (Component.TRANSPORT, "126–250 kg", Decimal(50), 10_000),
+        (Component.TRANSPORT, "250–420 kg", Decimal(50), 10_750)]
+    assert extra.subtotal == full.subtotal - billed.subtotal == 74_750
+    assert extra.vat == full.vat - billed.vat
+    assert (extra.credits_applied, extra.amount_due) == (1_000, extra.total - 1_000)
+
+
+def test_a_supplement_of_loads_a_flat_fee_covers_is_a_zero_invoice() -> None:
+    billed = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, FLAT, [])
+    full = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, FLAT,
+                           [load(date(2026, 6, 3), Category.OTHER, 5_000)])
+    extra = compute_supplement(full, billed)
+    assert (extra.lines, extra.total) == ((), 0)
+
+
+def test_a_supplement_refuses_inputs_that_price_the_month_lower() -> None:
+    more = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT,
+                           [load(date(2026, 6, 3), Category.FOOD, 5_000)])
+    less = compute_invoice(URBAN_HOUSEHOLD, JUNE_2026, SPLIT, [])
+    with pytest.raises(InvoiceError) as caught:
+        compute_supplement(less, more)
+    assert caught.value.field == "lines"
+    other_month = compute_invoice(URBAN_HOUSEHOLD, OCT_2025, HCMC, [])
+    with pytest.raises(InvoiceError) as caught:
+        compute_supplement(more, other_month)
+    assert caught.value.field == "billed"

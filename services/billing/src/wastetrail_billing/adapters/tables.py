@@ -117,16 +117,17 @@ class Charge(BillingTable, table=True):
     Which invoice billed a load is not written on the load: ``seq`` numbers charges in
     insertion order and the invoice of its account and period records the last number it
     covered (``Invoice.charges_through``); a charge numbered after it arrived late and is
-    unbilled. Month-end invoicing then writes one row per invoice, not one per load.
+    billed by a supplementary invoice. Month-end invoicing then writes one row per
+    invoice, not one per load.
     """
 
     __tablename__ = "charges"
     __table_args__ = (
         Index("ix_charges_account_period", "account_id", "period"),
-        # "Charges after seq N" (late loads) reads only those. It replaces the index on the
-        # former invoice_id column, so the projection maintains as many indexes as before
-        # (and appending increasing numbers is the cheapest case of a btree).
-        Index("ix_charges_seq", "seq"),
+        # "A month's charges after seq N" (late loads) reads only those. It replaces the
+        # index on the former invoice_id column, so the projection maintains as many
+        # indexes as before.
+        Index("ix_charges_period_seq", "period", "seq"),
     )
 
     load_id: str = Field(primary_key=True, max_length=80)
@@ -180,7 +181,8 @@ class Invoice(BillingTable, table=True):
     """A monthly invoice; ``invoice_id`` is deterministic from account and period."""
 
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("account_id", "period", name="uq_invoices_account_period"),)
+    __table_args__ = (UniqueConstraint("account_id", "period", "supplement",
+                                       name="uq_invoices_account_period_supplement"),)
 
     invoice_id: str = Field(primary_key=True, max_length=80)
     account_id: str = Field(max_length=80, index=True)
@@ -200,6 +202,9 @@ class Invoice(BillingTable, table=True):
     # The last ``Charge.seq`` that existed when the invoice was issued: the account's
     # charges of the period up to it are on this invoice, later ones are late.
     charges_through: int = Field(default=0, sa_type=BigInteger)
+    # 0: the month's invoice; 1, 2…: supplementary invoices for loads that arrived after
+    # it (each bills the loads numbered after the previous one's charges_through).
+    supplement: int = 0
 
 
 class Payment(BillingTable, table=True):

@@ -601,3 +601,74 @@ def compute_invoice(
         credit_carried_over=credits_available - credits_applied,
         amount_due=total - credits_applied,
     )
+
+
+def compute_supplement(full: Invoice, billed: Invoice,
+                       credits: Sequence[Credit] = ()) -> Invoice:
+    """The supplementary invoice for loads that arrived after a month was invoiced.
+
+    ``full`` prices the month with every load now known, ``billed`` with the loads the
+    earlier invoices covered (same account, month and tariff). The supplement bills the
+    difference line by line — each line's quantity and amount, each VAT rate's taxable
+    base and VAT — so the month's invoices together add up exactly to ``full``: tier
+    thresholds, proration and per-line rounding come out as if every load had been on
+    time. Lines that did not change are left out; the result may be a zero invoice
+    (late loads a flat fee already covers), which still bills their mass.
+
+    Raises `InvoiceError` when a line or VAT amount would go down: more loads never
+    price a month lower under the tariff rules we support, so that would mean the
+    inputs are not the same month.
+    """
+    if (full.account, full.month) != (billed.account, billed.month):
+        raise InvoiceError("billed", "not the same account and month as the full invoice")
+    earlier: dict[tuple[object, ...], InvoiceLine] = {_line_key(x): x for x in billed.lines}
+    lines: list[InvoiceLine] = []
+    for line in full.lines:
+        before = earlier.pop(_line_key(line), None)
+        quantity = line.quantity - (before.quantity if before else Decimal(0))
+        amount = line.amount - (before.amount if before else 0)
+        if quantity < 0 or amount < 0:
+            raise InvoiceError("lines", f"{line.category}/{line.component} from "
+                               f"{line.period_start} would be billed {-amount} đồng less")
+        if quantity or amount:
+            lines.append(line.model_copy(update={"quantity": quantity, "amount": amount}))
+    if earlier:
+        gone = next(iter(earlier.values()))
+        raise InvoiceError("lines", f"{gone.category}/{gone.component} from "
+                           f"{gone.period_start} was billed but is no longer priced")
+    vat_before = {v.rate_bp: v for v in billed.vat_lines}
+    vat_lines: list[VatLine] = []
+    for v in full.vat_lines:
+        was = vat_before.get(v.rate_bp, VatLine(rate_bp=v.rate_bp, taxable=0, vat=0))
+        if v.vat < was.vat or v.taxable < was.taxable:
+            raise InvoiceError("vat_lines", f"VAT at {v.rate_bp} bp would go down")
+        if v.taxable != was.taxable:
+            vat_lines.append(VatLine(rate_bp=v.rate_bp, taxable=v.taxable - was.taxable,
+                                     vat=v.vat - was.vat))
+    uncharged_before = {(u.category, u.reason): u.grams for u in billed.uncharged}
+    uncharged = tuple(
+        u.model_copy(update={"grams": u.grams - uncharged_before.get((u.category, u.reason), 0)})
+        for u in full.uncharged
+        if u.grams != uncharged_before.get((u.category, u.reason), 0))
+    subtotal = sum(line.amount for line in lines)
+    vat = sum(v.vat for v in vat_lines)
+    total = subtotal + vat
+    credits_available = sum(credit.amount for credit in credits)
+    credits_applied = min(credits_available, total)
+    return full.model_copy(update={
+        "lines": tuple(lines), "uncharged": uncharged,
+        "refused_grams": full.refused_grams - billed.refused_grams,
+        "subtotal": subtotal, "vat_lines": tuple(vat_lines), "vat": vat, "total": total,
+        "credits": tuple(credits), "credits_available": credits_available,
+        "credits_applied": credits_applied,
+        "credit_carried_over": credits_available - credits_applied,
+        "amount_due": total - credits_applied,
+    })
+
+
+def _line_key(line: InvoiceLine) -> tuple[object, ...]:
+    # Everything but what the loads change: quantity and amount.
+    return (line.category, line.component, line.basis, line.covers,
+            line.tariff_effective_from, line.period_start, line.period_end,
+            line.days_in_force, line.days_in_month, line.vat_rate_bp, line.band, line.unit,
+            line.unit_price)

@@ -53,6 +53,13 @@ def period_closed(period: str, now: datetime) -> bool:
     return local_date(now) > billing_month(period).last_day
 
 
+def months_before(period: str, count: int) -> list[str]:
+    """The ``count`` periods before ``period`` and ``period`` itself, oldest first."""
+    month = billing_month(period)
+    index = month.year * 12 + month.month - 1 - count
+    return periods_between(f"{index // 12:04d}-{index % 12 + 1:02d}", period)
+
+
 def periods_between(first: str, last: str) -> list[str]:
     """Every period from ``first`` to ``last`` inclusive (empty if last < first)."""
     start, end = billing_month(first), billing_month(last)
@@ -70,12 +77,27 @@ def invoice_id(account_id: str, period: str) -> str:
     Readable (``INV-202601-<account>``) when that fits the 80-character id limit,
     otherwise ``INV-202601-`` and a SHA-256 prefix of the account id.
     """
-    compact = period.replace("-", "")
-    readable = f"INV-{compact}-{account_id}"
+    return _with_account(f"INV-{period.replace('-', '')}-", account_id)
+
+
+def supplement_id(account_id: str, period: str, number: int) -> str:
+    """The id of an account's ``number``-th supplementary invoice for a month (late loads).
+
+    ``SUP-202601-1-<account>``: the number comes before the account id, so no two
+    (account, number) pairs share an id; a SHA-256 prefix of the account id replaces it
+    when the readable form would pass 80 characters.
+    """
+    if number < 1:
+        raise ValueError("number: supplements are numbered from 1")
+    return _with_account(f"SUP-{period.replace('-', '')}-{number}-", account_id)
+
+
+def _with_account(prefix: str, account_id: str) -> str:
+    # The account id itself when the id fits in 80 characters, else a digest of it.
+    readable = prefix + account_id
     if len(readable) <= 80:
         return readable
-    digest = hashlib.sha256(account_id.encode()).hexdigest()[:32]
-    return f"INV-{compact}-{digest}"
+    return prefix + hashlib.sha256(account_id.encode()).hexdigest()[:32]
 
 
 def utc(moment: datetime) -> datetime:

@@ -150,13 +150,14 @@ class InvoicingRun(_Body):
 @router.post("/invoicing/runs")
 async def run_invoicing(body: InvoicingRun, request: Request,
                         principal: Principal = Depends(ADMIN)) -> dict[str, Any]:
-    """Invoice every account for an ended month; re-running it issues nothing new."""
+    """Invoice every account for an ended month; re-running it issues nothing new except
+    supplementary invoices for loads that arrived late (this month's and the two before)."""
     rt = runtime_of(request)
     result = await invoicing.run_invoicing(rt.store, body.period, actor=principal.actor(),
                                            now=rt.clock.now())
     return {"period": result.period, "issued": result.issued,
             "already_issued": result.already_issued, "skipped": result.skipped,
-            "late_charges": result.late_charges}
+            "supplements": result.supplements, "late_charges": result.late_charges}
 
 
 @router.get("/invoices")
@@ -266,16 +267,20 @@ async def account_charges(account_id: IdStr, request: Request, period: PeriodStr
         rows = (await session.exec(
             select(Charge).where(Charge.account_id == account_id, Charge.period == period)
             .order_by(col(Charge.collected_at)).limit(limit).offset(offset))).all()
-        invoice = (await session.exec(select(Invoice).where(
-            Invoice.account_id == account_id, Invoice.period == period))).first()
-    # A load is on the month's invoice when it was charged before the invoice was issued
-    # (see Charge.seq); a later one is late and billed by nobody.
+        invoices = (await session.exec(select(Invoice).where(
+            Invoice.account_id == account_id, Invoice.period == period)
+            .order_by(col(Invoice.supplement)))).all()
+    # A load is on the first of the month's invoices (the invoice, then its supplements)
+    # issued after it was charged (see Charge.seq); a load charged after all of them is
+    # late and not billed yet.
+    def billed_by(seq: int | None) -> str | None:
+        return next((i.invoice_id for i in invoices
+                     if seq is not None and seq <= i.charges_through), None)
+
     return {"items": [{
         "load_id": c.load_id, "category": c.category, "measure": c.measure,
         "grams": c.grams, "litres": c.litres, "bag_size": c.bag_size,
-        "collected_at": c.collected_at.isoformat(),
-        "invoice_id": (invoice.invoice_id if invoice is not None and c.seq is not None
-                       and c.seq <= invoice.charges_through else None),
+        "collected_at": c.collected_at.isoformat(), "invoice_id": billed_by(c.seq),
     } for c in rows], "limit": limit, "offset": offset}
 
 

@@ -4,9 +4,12 @@ The invoice id is ``periods.invoice_id(account, period)`` and its event stream m
 empty when it is issued (expected version 0), so re-running a month — even two runs at
 once — issues nothing new. An invoice bills the account's loads of the month that were
 projected when it was issued: it records the last charge number then
-(``Invoice.charges_through``, see ``Charge.seq``); a load that arrives after its month
-was invoiced (a device that synced late) is numbered after it, stays unbilled and is
-reported by the run as ``late_charges``.
+(``Invoice.charges_through``, see ``Charge.seq``). A load that arrives after its month
+was invoiced (a device that synced late) is numbered after it and billed by a
+supplementary invoice the next time the month's run is run (``SUP-<month>-<n>-<account>``,
+see ``fees.compute_supplement``): the month priced with every load, less what the
+earlier invoices billed, so tiers and rounding come out as if the load had been on time.
+Loads that even so stay unbilled (their account skipped) are reported as ``late_charges``.
 
 To make "projected when it was issued" exact, a transaction that issues invoices first
 takes ``LOCK TABLE charges IN SHARE MODE``: it waits for projections that are inserting
@@ -61,6 +64,7 @@ from wastetrail_billing.domain.fees import (
     Credit,
     InvoiceError,
     compute_invoice,
+    compute_supplement,
     price_boundaries,
 )
 from wastetrail_billing.domain.fees import Invoice as FeeInvoice
@@ -69,7 +73,9 @@ from wastetrail_billing.domain.periods import (
     VIETNAM,
     billing_month,
     invoice_id,
+    months_before,
     period_closed,
+    supplement_id,
 )
 from wastetrail_billing.domain.publishing import tariff_from_json
 from wastetrail_billing.domain.tariff import Category, Tariff
@@ -92,11 +98,17 @@ class RunResult:
     issued: list[str] = field(default_factory=list)
     already_issued: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    supplements: list[str] = field(default_factory=list)
     late_charges: int = 0
 
 
 CHUNK_SIZE = 10_000
 """Accounts invoiced per transaction (one bulk write of each kind per chunk)."""
+
+SUPPLEMENT_MONTHS = 2
+"""A run for a month also bills the late loads of the months this far before it (and of
+the month itself, when it is run again); an older month's late loads are billed by
+running that month again."""
 
 CHUNKS_IN_FLIGHT = 2
 """Chunk transactions run at once (one computing while the other waits for the database)."""
@@ -257,8 +269,12 @@ async def run_invoicing(store: EventStore, period: str, *, actor: Actor,
         for _, task in in_flight:
             with contextlib.suppress(BaseException):
                 await task
-    async with store.db.session() as session:
-        result.late_charges = await _late_charges(session, period)
+    late: dict[str, int] = {}
+    for late_period in months_before(period, SUPPLEMENT_MONTHS):
+        await _issue_supplements(store, late_period, actor=actor, now=now, result=result)
+        async with store.db.session() as session:
+            late.update((await _late_accounts(session, late_period)).items())
+    result.late_charges = sum(late.values())
     return result
 
 
@@ -277,22 +293,120 @@ async def _settle(store: EventStore, chunk: list[_Candidate], task: asyncio.Task
     result.skipped.extend(done.skipped)
 
 
-async def _late_charges(session: AsyncSession, period: str) -> int:
-    """Loads of the period numbered after their account's invoice's watermark."""
+async def _late_accounts(session: AsyncSession, period: str) -> dict[str, int]:
+    """Accounts with loads of the period numbered after their newest invoice's watermark,
+    and how many."""
     iv = Invoice.__table__.c  # type: ignore[attr-defined]
     oldest = (await session.execute(
         core_select(func.min(iv.charges_through)).where(iv.period == period))).scalar()
     if oldest is None:
-        return 0  # nothing invoiced yet: no load can be late
+        return {}  # nothing invoiced yet: no load can be late
     # Only the charges numbered after the oldest watermark can be late: read those first
-    # (ix_charges_seq), then match them with their invoices. Written as a materialized
-    # CTE so that PostgreSQL does not probe the charges of every invoice instead.
-    return int((await session.execute(text(
+    # (ix_charges_period_seq), then match them with their accounts' invoices. Written as
+    # a materialized CTE so that PostgreSQL does not probe the charges of every invoice.
+    rows = await session.execute(text(
         "WITH recent AS MATERIALIZED (SELECT account_id, seq FROM charges "
-        "WHERE period = :period AND seq > :oldest) "
-        "SELECT count(*) FROM recent JOIN invoices ON invoices.account_id = recent.account_id "
-        "AND invoices.period = :period WHERE recent.seq > invoices.charges_through"
-    ), {"period": period, "oldest": int(oldest)})).scalar_one())
+        "WHERE period = :period AND seq > :oldest), "
+        "covered AS (SELECT account_id, max(charges_through) AS through FROM invoices "
+        "WHERE period = :period AND account_id IN (SELECT account_id FROM recent) "
+        "GROUP BY account_id) "
+        "SELECT recent.account_id, count(*) FROM recent JOIN covered "
+        "ON covered.account_id = recent.account_id WHERE recent.seq > covered.through "
+        "GROUP BY recent.account_id ORDER BY recent.account_id"
+    ), {"period": period, "oldest": int(oldest)})
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def _issue_supplements(store: EventStore, period: str, *, actor: Actor, now: datetime,
+                             result: RunResult) -> None:
+    """A supplementary invoice for every invoiced account with late loads, one
+    transaction each (late loads are few)."""
+    async with store.db.session() as session:
+        late = await _late_accounts(session, period)
+    for account_id in late:
+        try:
+            async with store.unit_of_work() as uow:
+                issued = await issue_supplement(uow, account_id, period, actor=actor, now=now)
+                await uow.commit()
+        except ConcurrencyConflict:
+            continue  # another run issued this supplement first
+        except IntegrityError as exc:
+            if "invoices" not in str(exc.orig):
+                raise
+            continue  # another run's supplement row won the key
+        except InvoiceSkipped as exc:
+            result.skipped.append({"account_id": account_id, "reason": str(exc)})
+            continue
+        if issued is not None:
+            result.supplements.append(issued)
+
+
+async def issue_supplement(uow: UnitOfWork, account_id: str, period: str, *, actor: Actor,
+                           now: datetime) -> str | None:
+    """Bill an account's loads of the month that arrived after its last invoice for it.
+
+    Priced with the tariff revision the month's invoice used; returns the supplement's
+    id, or None when no load is late (any more).
+    """
+    session = uow.session
+    through = await _charges_watermark(session)
+    earlier = list((await session.exec(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.period == period)
+        .order_by(col(Invoice.supplement)))).all())
+    if not earlier:
+        return None  # the month's invoice is issued by the run itself
+    covered = max(i.charges_through for i in earlier)
+    loads = await _loads_of(session, account_id, period, through)
+    billed = await _loads_of(session, account_id, period, covered)
+    if len(loads) == len(billed):
+        return None
+    account = await session.get(Account, account_id)
+    if account is None:  # pragma: no cover — invoiced accounts are never deleted
+        return None
+    first = earlier[0]
+    document = await session.get(TariffDocument, (first.tariff_id, first.tariff_revision))
+    if document is None:  # pragma: no cover — tariff documents are append-only
+        raise InvoiceSkipped(f"tariff {first.tariff_id!r} revision {first.tariff_revision} "
+                             "is gone")
+    tariff = tariff_from_json(document.document_json)
+    month = billing_month(period)
+    fee_account = _fee_account(account.commune_class, account.customer_class)
+    credit_account = ledger.credit(account_id)
+    available = max(0, ledger.natural_balance(
+        credit_account, await locked_balance(session, credit_account)))
+    try:
+        full = compute_invoice(fee_account, month, tariff, loads)
+        bill = compute_supplement(
+            full, compute_invoice(fee_account, month, tariff, billed),
+            [Credit(reference=credit_account, amount=available)] if available else [])
+    except InvoiceError as exc:
+        raise InvoiceSkipped(f"late loads of {period}: {_naming_the_load(exc, loads)}"
+                             ) from exc
+    number = max(i.supplement for i in earlier) + 1
+    the_id = supplement_id(account_id, period, number)
+    late_grams = sum(c.grams for c in loads) - sum(c.grams for c in billed)
+    charged = inv.charged_grams(bill, late_grams)
+    session.add(Invoice(
+        invoice_id=the_id, account_id=account_id, period=period, tariff_id=first.tariff_id,
+        tariff_revision=document.revision, tariff_sha256=document.document_sha256,
+        lines_json=_lines_json(bill), charged_grams=charged, refused_count=0,
+        subtotal=bill.subtotal, vat=bill.vat, credits=bill.credits_applied,
+        total=bill.amount_due, paid=0, issued_at=now, charges_through=through,
+        supplement=number,
+    ))
+    await uow.record(the_id, [InvoiceIssued(
+        invoice_id=the_id, account_id=account_id, period=period, tariff_id=first.tariff_id,
+        lines=tuple(inv.event_line(line) for line in bill.lines),
+        charged_grams=charged, subtotal=bill.subtotal, vat=bill.vat,
+        credits=bill.credits_applied, total=bill.amount_due, issued_at=now,
+    )], actor=actor, expected_version=0)
+    issue = inv.issue_entry(the_id, account_id, bill)
+    if issue is not None:
+        await post_entry(uow, issue, actor=actor)
+    applied = inv.credit_entry(the_id, account_id, bill.credits_applied)
+    if applied is not None:
+        await post_entry(uow, applied, actor=actor, non_negative=frozenset({credit_account}))
+    return the_id
 
 
 async def _issue_one_by_one(store: EventStore, chunk: list[_Candidate], period: str, *,
@@ -339,7 +453,7 @@ async def _charges_watermark(session: AsyncSession) -> int:
 _INVOICE_COLUMNS = (
     "invoice_id", "account_id", "period", "tariff_id", "tariff_revision", "tariff_sha256",
     "lines_json", "charged_grams", "refused_count", "subtotal", "vat", "credits", "total",
-    "paid", "issued_at", "charges_through",
+    "paid", "issued_at", "charges_through", "supplement",
 )
 
 # Each account's loads of the period summed per category, bag size and span of days
@@ -426,7 +540,7 @@ async def _issue_chunk(store: EventStore, tariffs: _Tariffs, bounds: tuple[date,
                 the_id, account.account_id, period, tariff_id, document.revision,
                 document.document_sha256, _lines_json(bill), charged,
                 refused.get(account.account_id, 0), bill.subtotal, bill.vat,
-                bill.credits_applied, bill.amount_due, 0, now, through,
+                bill.credits_applied, bill.amount_due, 0, now, through, 0,
             ))
             issued_events.append((the_id, InvoiceIssued(
                 invoice_id=the_id, account_id=account.account_id, period=period,
@@ -533,6 +647,15 @@ async def _compute(session: AsyncSession, tariffs: _Tariffs, account: _Candidate
 _QUANTITY_INDEX = re.compile(r"^quantities\[(\d+)\]")
 
 
+def _naming_the_load(exc: InvoiceError, loads: Sequence[_Quantity]) -> str:
+    """The error with ``quantities[i]`` replaced by the load's id."""
+    where = exc.field
+    match = _QUANTITY_INDEX.match(where)
+    if match is not None:
+        where = f"load {loads[int(match.group(1))].load_id}" + where[match.end():]
+    return f"{where}: {exc.detail}"
+
+
 @functools.lru_cache(maxsize=64)
 def _fee_account(commune_class: str, customer_class: str) -> FeeAccount:
     """The tariff's view of an account class (a few distinct ones in a million accounts)."""
@@ -568,11 +691,7 @@ async def issue_invoice(uow: UnitOfWork, account: Account, period: str, *, actor
             [Credit(reference=credit_account, amount=available)] if available else [],
         )
     except InvoiceError as exc:
-        where = exc.field
-        match = _QUANTITY_INDEX.match(where)
-        if match is not None:
-            where = f"load {loads[int(match.group(1))].load_id}" + where[match.end():]
-        raise InvoiceSkipped(f"{where}: {exc.detail}") from exc
+        raise InvoiceSkipped(_naming_the_load(exc, loads)) from exc
     collected = sum(c.grams for c in loads)
     uow.session.add(Invoice(
         invoice_id=the_id, account_id=account.account_id, period=period, tariff_id=tariff_id,
