@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from billing_support import TARIFFS, Billing, Events
+from billing_support import SECRET, TARIFFS, Billing, Events
 from wastetrail_billing.adapters.ledger import post_entry
 from wastetrail_billing.domain.ledger import JournalEntry, Posting
 from wastetrail_billing.handlers import invoicing
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.enums import Role
+from wastetrail_runtime.auth import issue_token
 
 pytestmark = pytest.mark.integration
 
@@ -266,7 +267,13 @@ async def test_a_late_load_is_billed_by_a_supplement_as_if_it_had_been_on_time(
     assert [(x["unit"], x["quantity"], x["amount"]) for x in supplement["lines"]] == [
         ("kg", "2.000", 800)]
     assert (supplement["subtotal"], supplement["vat"], supplement["total"]) == (800, 80, 880)
-    assert (supplement["period"], supplement["charged_grams"]) == ("2026-01", 2_000)
+    assert (supplement["period"], supplement["supplement"], supplement["charged_grams"]) == (
+        "2026-01", 1, 2_000)
+    billing.client.cookies.set("wt_token", issue_token(SECRET, "h", Role.HOUSEHOLD,
+                                                       account_id="HH-1"))
+    page = (await billing.client.get("/account?lang=en")).text
+    billing.client.cookies.clear()
+    assert 'id="invoice-SUP-202601-1-HH-1"' in page and "late loads, supplement 1" in page
     (kind, issued), = await billing.stream("SUP-202601-1-HH-1")
     assert kind == "billing.invoice_issued" and issued["total"] == 880
     assert sorted(p[1:] for p in await billing.postings("SUP-202601-1-HH-1")) == [

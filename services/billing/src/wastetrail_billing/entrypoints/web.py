@@ -63,6 +63,7 @@ TEXT: dict[str, dict[str, str]] = {
         "lines": "Chi tiết", "refused": "Lần bị từ chối thu gom", "weight": "Khối lượng tính phí",
         "lang_switch": "English", "reference": "Tham chiếu",
         "paying_until": "Đang thanh toán trên VNPay, đến",
+        "supplement": "bổ sung, lần",
     },
     "en": {
         "title": "Household waste bills", "sign_in": "Sign in",
@@ -83,6 +84,7 @@ TEXT: dict[str, dict[str, str]] = {
         "lines": "Details", "refused": "Refused pickups", "weight": "Charged weight",
         "lang_switch": "Tiếng Việt", "reference": "Reference",
         "paying_until": "Payment open on VNPay until",
+        "supplement": "late loads, supplement",
     },
 }
 

@@ -34,7 +34,8 @@ def invoice_view(invoice: Invoice, *, detail: bool = False) -> dict[str, Any]:
     """An invoice as the API shows it."""
     view: dict[str, Any] = {
         "invoice_id": invoice.invoice_id, "account_id": invoice.account_id,
-        "period": invoice.period, "tariff_id": invoice.tariff_id,
+        "period": invoice.period, "supplement": invoice.supplement,
+        "tariff_id": invoice.tariff_id,
         "tariff_revision": invoice.tariff_revision, "tariff_sha256": invoice.tariff_sha256,
         "charged_grams": invoice.charged_grams, "refused_count": invoice.refused_count,
         "subtotal": invoice.subtotal, "vat": invoice.vat, "credits": invoice.credits,
