@@ -27,7 +27,15 @@ from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.store import EventStore, ServiceMetadata
 from wastetrail_runtime.topics import ensure_topics
 
-from bench.common import Result, drop_database, fresh_database, median, result, sqlalchemy_url
+from bench.common import (
+    Result,
+    delete_topics,
+    drop_database,
+    fresh_database,
+    median,
+    result,
+    sqlalchemy_url,
+)
 
 
 def _load(i: int) -> LoadCollected:
@@ -140,6 +148,7 @@ async def run(admin_url: str, bootstrap: str, *, events: int, batch: int, runs: 
             r, b = await ours_relay(url, bootstrap, f"bench{tag}.r{i}.", events, batch)
         finally:
             await drop_database(admin_url, url)
+            await delete_topics(bootstrap, f"bench{tag}.r{i}.")
         relay.append(r)
         bare.append(b)
         if log:

@@ -18,6 +18,7 @@ from types import TracebackType
 
 import asyncpg
 import psutil
+from aiokafka.admin import AIOKafkaAdminClient
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -161,3 +162,18 @@ class PeakRss:
 
 
 MB = 1024 * 1024
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic whose name starts with ``prefix`` (a run's topics): a broker that
+    keeps thousands of old partitions gets slower for every later run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    except Exception:  # noqa: S110 — leftover topics are harmless
+        pass
+    finally:
+        await admin.close()

@@ -37,7 +37,16 @@ from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import issue_token
 from wastetrail_runtime.topics import ensure_topics
 
-from bench.common import MB, PeakRss, Result, drop_database, fresh_database, median, result
+from bench.common import (
+    MB,
+    PeakRss,
+    Result,
+    delete_topics,
+    drop_database,
+    fresh_database,
+    median,
+    result,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("collection", "transfer", "billing")
@@ -119,15 +128,7 @@ async def stop_stack(admin_url: str, stack: Stack) -> None:
             await drop_database(admin_url, url)
         except Exception:  # noqa: S110 — a leftover database is harmless
             pass
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
-    await admin.start()
-    try:  # the run's event, retry and dead-letter topics
-        await admin.delete_topics([t for t in await admin.list_topics()
-                                   if t.startswith(stack.prefix)])
-    except Exception:  # noqa: S110 — leftover topics are harmless
-        pass
-    finally:
-        await admin.close()
+    await delete_topics(stack.bootstrap, stack.prefix)  # events, retries, dead letters
 
 
 @dataclass
@@ -335,14 +336,7 @@ async def bare_kafka(bootstrap: str, topic: str, messages: int, size: int = 1000
     finally:
         await producer.stop()
         await consumer.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic])
-        except Exception:  # noqa: S110 — a leftover topic is harmless
-            pass
-        finally:
-            await admin.close()
+        await delete_topics(bootstrap, topic)
 
 
 def _percentile(values: list[float], q: float) -> float:
