@@ -201,7 +201,8 @@ async def pay_from_page(invoice_id: str, request: Request,
     except Problem as problem:
         if problem.status != 409:
             raise
-        # Already paid (e.g. in another tab): the account page shows the real state.
+        # Already paid, or a VNPay order still open (e.g. in another tab): the account
+        # page shows the real state, and until when that order can be paid.
         return RedirectResponse(f"/account?{urlencode({'lang': language})}", status_code=303)
     return RedirectResponse(url, status_code=303)
 

@@ -6,8 +6,9 @@ once — issues nothing new. An invoice bills the account's loads of the month t
 projected when it was issued: it records the last charge number then
 (``Invoice.charges_through``, see ``Charge.seq``). A load that arrives after its month
 was invoiced (a device that synced late) is numbered after it and billed by a
-supplementary invoice the next time the month's run is run (``SUP-<month>-<n>-<account>``,
-see ``fees.compute_supplement``): the month priced with every load, less what the
+supplementary invoice (``SUP-<month>-<n>-<account>``, see ``fees.compute_supplement``)
+when that month or one of the two after it is invoiced (again): the month priced with
+every load, less what the
 earlier invoices billed, so tiers and rounding come out as if the load had been on time.
 Loads that even so stay unbilled (their account skipped) are reported as ``late_charges``.
 
