@@ -7,24 +7,24 @@ from datetime import UTC, date, datetime
 import pytest
 from billing_support import FLAT_TARIFF, TARIFFS
 from wastetrail_billing.domain import invoicing
-from wastetrail_billing.domain.fees import (
-    Account,
-    BillingMonth,
-    ChargedQuantity,
-    compute_invoice,
-)
 from wastetrail_billing.domain.periods import (
     invoice_id,
     local_date,
     period_closed,
     periods_between,
 )
-from wastetrail_billing.domain.publishing import (
+from wastetrail_contracts.pricing.fees import (
+    Account,
+    BillingMonth,
+    ChargedQuantity,
+    compute_invoice,
+)
+from wastetrail_contracts.pricing.publishing import (
     rewritten_history,
     tariff_from_json,
     tariff_json,
 )
-from wastetrail_billing.domain.tariff import load_tariff
+from wastetrail_contracts.pricing.tariff import load_tariff
 
 
 def test_dates_are_vietnamese_calendar_dates() -> None:

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from wastetrail_billing.domain.fees import (
+from wastetrail_contracts.pricing.fees import (
     Account,
     BillingMonth,
     ChargedQuantity,
@@ -27,7 +27,7 @@ from wastetrail_billing.domain.fees import (
     prorate_grams,
     round_half_up,
 )
-from wastetrail_billing.domain.tariff import (
+from wastetrail_contracts.pricing.tariff import (
     Basis,
     Category,
     CommuneClass,

@@ -18,7 +18,7 @@ from wastetrail_billing.domain.full_cost import (
     ceil_div,
     compute_full_cost,
 )
-from wastetrail_billing.domain.tariff import Component
+from wastetrail_contracts.pricing.tariff import Component
 
 TONNE = 1_000_000  # grams
 

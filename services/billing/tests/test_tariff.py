@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from wastetrail_billing.domain.tariff import (
+from wastetrail_contracts.pricing.tariff import (
     Basis,
     Category,
     CommuneClass,

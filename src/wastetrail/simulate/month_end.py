@@ -24,7 +24,7 @@ def expected_invoice(tariff_name: str, commune_class: str, customer_class: str, 
                      loads: list[dict[str, object]], credit_vnd: int = 0) -> int | None:
     """Amount due: the tariff applied to one account's simulated loads, less its credit
     (None: the tariff has no rule for the account)."""
-    from wastetrail_billing.domain.fees import (
+    from wastetrail_contracts.pricing.fees import (
         Account,
         BillingMonth,
         ChargedQuantity,
@@ -32,7 +32,7 @@ def expected_invoice(tariff_name: str, commune_class: str, customer_class: str, 
         InvoiceError,
         compute_invoice,
     )
-    from wastetrail_billing.domain.tariff import load_tariff
+    from wastetrail_contracts.pricing.tariff import load_tariff
 
     tariff = load_tariff((TARIFFS / f"{tariff_name}.toml").read_text(encoding="utf-8"))
     year, month = (int(x) for x in period.split("-"))

@@ -29,9 +29,8 @@ from fractions import Fraction
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
-
-from wastetrail_billing.domain.fees import round_half_up
-from wastetrail_billing.domain.tariff import Component
+from wastetrail_contracts.pricing.fees import round_half_up
+from wastetrail_contracts.pricing.tariff import Component
 
 _MODEL_CONFIG = ConfigDict(strict=True, frozen=True, extra="forbid")
 _GRAMS_PER_TONNE = 1_000_000

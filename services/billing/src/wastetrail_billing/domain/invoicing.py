@@ -20,9 +20,9 @@ from decimal import Decimal
 from wastetrail_contracts.enums import Category as ContractCategory
 from wastetrail_contracts.enums import CostComponent
 from wastetrail_contracts.events.billing import InvoiceLine as EventLine
+from wastetrail_contracts.pricing.fees import Invoice, InvoiceLine, Unit
 
 from wastetrail_billing.domain import ledger
-from wastetrail_billing.domain.fees import Invoice, InvoiceLine, Unit
 from wastetrail_billing.domain.ledger import JournalEntry
 
 

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wastetrail_billing.domain.fees import BillingMonth
+from wastetrail_contracts.pricing.fees import BillingMonth
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor
 from wastetrail_contracts.enums import CostComponent, TreatmentMethod
 from wastetrail_contracts.events.billing import OperatingCostRecorded
+from wastetrail_contracts.pricing.tariff import Category, Component, CustomerClass, charged_category
 from wastetrail_runtime.problems import conflict
 from wastetrail_runtime.store import UnitOfWork
 
@@ -30,7 +31,6 @@ from wastetrail_billing.domain.full_cost import (
     compute_full_cost,
 )
 from wastetrail_billing.domain.full_cost import TreatmentMethod as CostMethod
-from wastetrail_billing.domain.tariff import Category, Component, CustomerClass, charged_category
 from wastetrail_billing.handlers.common import build_event
 
 

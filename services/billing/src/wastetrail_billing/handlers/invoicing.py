@@ -36,6 +36,21 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor
 from wastetrail_contracts.events.billing import InvoiceIssued
+from wastetrail_contracts.pricing.fees import (
+    Account as FeeAccount,
+)
+from wastetrail_contracts.pricing.fees import (
+    BillingMonth,
+    ChargedQuantity,
+    Credit,
+    InvoiceError,
+    compute_invoice,
+    compute_supplement,
+    price_boundaries,
+)
+from wastetrail_contracts.pricing.fees import Invoice as FeeInvoice
+from wastetrail_contracts.pricing.publishing import tariff_from_json
+from wastetrail_contracts.pricing.tariff import Category, Tariff
 from wastetrail_runtime.problems import conflict
 from wastetrail_runtime.store import ConcurrencyConflict, EventStore, UnitOfWork
 
@@ -56,19 +71,6 @@ from wastetrail_billing.adapters.tables import (
 )
 from wastetrail_billing.domain import invoicing as inv
 from wastetrail_billing.domain import ledger
-from wastetrail_billing.domain.fees import (
-    Account as FeeAccount,
-)
-from wastetrail_billing.domain.fees import (
-    BillingMonth,
-    ChargedQuantity,
-    Credit,
-    InvoiceError,
-    compute_invoice,
-    compute_supplement,
-    price_boundaries,
-)
-from wastetrail_billing.domain.fees import Invoice as FeeInvoice
 from wastetrail_billing.domain.ledger import JournalEntry
 from wastetrail_billing.domain.periods import (
     VIETNAM,
@@ -78,8 +80,6 @@ from wastetrail_billing.domain.periods import (
     period_closed,
     supplement_id,
 )
-from wastetrail_billing.domain.publishing import tariff_from_json
-from wastetrail_billing.domain.tariff import Category, Tariff
 from wastetrail_billing.handlers.tariffs import (
     DEFAULT_COMMUNE,
     latest_document,

@@ -10,18 +10,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor
 from wastetrail_contracts.events.billing import TariffPublished
-from wastetrail_runtime.problems import Problem, conflict, not_found
-from wastetrail_runtime.store import UnitOfWork
-
-from wastetrail_billing.adapters.tables import CommuneTariff, Invoice, TariffDocument
-from wastetrail_billing.domain.periods import billing_month
-from wastetrail_billing.domain.publishing import (
+from wastetrail_contracts.pricing.publishing import (
     rewritten_history,
     sha256_hex,
     tariff_from_json,
     tariff_json,
 )
-from wastetrail_billing.domain.tariff import Tariff, TariffError, load_tariff
+from wastetrail_contracts.pricing.tariff import Tariff, TariffError, load_tariff
+from wastetrail_runtime.problems import Problem, conflict, not_found
+from wastetrail_runtime.store import UnitOfWork
+
+from wastetrail_billing.adapters.tables import CommuneTariff, Invoice, TariffDocument
+from wastetrail_billing.domain.periods import billing_month
 from wastetrail_billing.handlers.common import build_event
 
 DEFAULT_COMMUNE = "*"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
-from wastetrail_billing.domain.tariff import Tariff
+from wastetrail_contracts.pricing.tariff import Tariff
 
 
 def tariff_json(tariff: Tariff) -> str:

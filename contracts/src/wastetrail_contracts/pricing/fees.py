@@ -32,7 +32,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from wastetrail_billing.domain.tariff import (
+from wastetrail_contracts.pricing.tariff import (
     Basis,
     Category,
     CommuneClass,

@@ -42,6 +42,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import ErrorDetails
+
 from wastetrail_contracts.enums import Category as Category
 from wastetrail_contracts.enums import CommuneClass as CommuneClass
 from wastetrail_contracts.enums import CustomerClass as CustomerClass
