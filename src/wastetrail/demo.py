@@ -141,6 +141,8 @@ def run_demo() -> int:
         "replay": ["replay"],
         "verify-balances": ["verify-balances", "--billing-url", "http://127.0.0.1:8004",
                             "--token", auditor],
+        # Every invoice's fees priced again from the loads and the tariff in the log.
+        "verify-invoices": ["verify-invoices"],
         # A few simulated days, so generation is estimated over the days simulated.
         "report": ["report", "--year", "2026", "--province", PROVINCE,
                    "--estimate-over", "covered", "--out", str(OUT / "report")],
@@ -161,6 +163,8 @@ def run_demo() -> int:
         "refusals": sim["refusals"], "integrity_ok": integrity_ok,
         # `audit verify-balances`: billing's balances against those recomputed from the log.
         "balances_verified": bool(audit["verify-balances"]["ok"]),
+        # `audit verify-invoices`: the invoices' fees against the tariff applied to the log.
+        "invoices_verified": bool(audit["verify-invoices"]["ok"]),
         "tonnes_by_method": sim["tonnes_by_method"],
         "direct_landfill_share": sim["direct_landfill_share"],
         "target": sim["direct_landfill_target"],
@@ -184,7 +188,7 @@ def run_demo() -> int:
                                       encoding="utf-8")
     print("== summary", flush=True)
     for key in ("loads_collected", "loads_accounted", "duplicates", "refusals", "integrity_ok",
-                "balances_verified",
+                "balances_verified", "invoices_verified",
                 "tonnes_by_method", "direct_landfill_share", "target", "invoices",
                 "invoices_skipped", "invoices_total_vnd", "expected_invoices_total_vnd",
                 "billing_matches_tariff", "payments", "payments_vnd", "refunds_credited_vnd",

@@ -142,6 +142,8 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     # The auditors' tool agrees from the log alone: the chains verify, and every account's
     # and producer's balance recomputed from events equals what billing reports.
     await asyncio.sleep(3)  # let the last events and a checkpoint reach the log
+    import json
+
     from typer.testing import CliRunner
     from wastetrail_audit.cli import app as audit
     from wastetrail_contracts.enums import Role
@@ -158,10 +160,14 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
         "verify-balances", *common, "--work-dir", str(tmp_path / "v"),
         "--billing-url", services["billing"], "--token", token])
     assert verified.exit_code == 0, verified.output
+    # Every invoice's fees, priced again from the loads and tariffs in the log, agree.
+    priced = await asyncio.to_thread(runner.invoke, audit, [
+        "verify-invoices", *common, "--json", "--projection",
+        str(tmp_path / "r" / "projection.sqlite")])
+    assert priced.exit_code == 0, priced.output
+    assert json.loads(priced.output)["account_months"] == billing["issued"] > 0
 
     # The trace of a load from the log alone agrees with what the treatment service says.
-    import json
-
     load_id = str(returns[0]["load_id"])
     traced = await asyncio.to_thread(runner.invoke, audit, [
         "trace", load_id, "--json", *common, "--work-dir", str(tmp_path / "t")])

@@ -14,18 +14,20 @@ import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from wastetrail_contracts.base import Event
 
 from wastetrail_audit.balances import BALANCE_EVENTS, BalanceLedger, compare
 from wastetrail_audit.billing_view import BillingViewError, fetch_billing_view
 from wastetrail_audit.export import export_log
 from wastetrail_audit.indicators import compute
+from wastetrail_audit.invoices import INVOICE_EVENTS, InvoiceRecomputation
 from wastetrail_audit.keys import KeyFileError, load_public_keys
 from wastetrail_audit.projection import iter_models
 from wastetrail_audit.records import Failure, PartitionRef
@@ -283,14 +285,8 @@ def verify_balances_command(
         raise typer.Exit(2) from exc
     with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
                      workers, quiet) as (path, summary):
-        conn = sqlite3.connect(path)
-        try:
-            ledger = BalanceLedger()
-            for model in BALANCE_EVENTS:
-                for event in iter_models(conn, model):
-                    ledger.apply(event)
-        finally:
-            conn.close()
+        ledger = BalanceLedger()
+        _feed(path, BALANCE_EVENTS, ledger.apply)
     ours = ledger.balances()
     differences = compare(ours, billing)
     if as_json:
@@ -311,6 +307,53 @@ def verify_balances_command(
             f"{len(differences)} difference(s) with {billing_url}"
         )
     raise typer.Exit(1 if differences else 0)
+
+
+def _feed(path: Path, models: Iterable[type[Event]], apply: Callable[[Event], None]) -> None:
+    """Every event of these types in the projection, in log order, to ``apply``."""
+    conn = sqlite3.connect(path)
+    try:
+        for model in models:
+            for event in iter_models(conn, model):
+                apply(event)
+    finally:
+        conn.close()
+
+
+@app.command("verify-invoices")
+def verify_invoices_command(
+    as_json: JsonFlag = False,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    topic_prefix: TopicPrefix = "",
+    source: SourceDir = None,
+    keys_dir: KeysDir = DEFAULT_KEYS,
+    work_dir: WorkDir = None,
+    workers: Workers = None,
+    projection: ProjectionFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Recompute every invoiced account-month's fees from the log (loads, tariff) and
+    compare them with what its invoices billed."""
+    with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
+                     workers, quiet) as (path, summary):
+        recomputation = InvoiceRecomputation()
+        _feed(path, INVOICE_EVENTS, recomputation.apply)
+    check = recomputation.check()
+    if as_json:
+        typer.echo(json.dumps({
+            **check.to_json(),
+            "log_integrity": None if summary is None else {
+                "ok": summary.ok, "failures": summary.failure_count},
+        }, indent=2, ensure_ascii=False))
+    else:
+        for difference in check.differences:
+            typer.echo("DIFF " + difference.line())
+        typer.echo(
+            f"{'OK' if not check.differences else 'DIFFERENT'}: {check.months} account-months "
+            f"({check.invoices} invoices, {check.loads} loads) recomputed from the log; "
+            f"{len(check.differences)} difference(s)"
+        )
+    raise typer.Exit(1 if check.differences else 0)
 
 
 @app.command("report")

@@ -7,17 +7,17 @@ from datetime import UTC, date, datetime
 import pytest
 from billing_support import FLAT_TARIFF, TARIFFS
 from wastetrail_billing.domain import invoicing
-from wastetrail_billing.domain.periods import (
-    invoice_id,
-    local_date,
-    period_closed,
-    periods_between,
-)
 from wastetrail_contracts.pricing.fees import (
     Account,
     BillingMonth,
     ChargedQuantity,
     compute_invoice,
+)
+from wastetrail_contracts.pricing.periods import (
+    invoice_id,
+    local_date,
+    period_closed,
+    periods_between,
 )
 from wastetrail_contracts.pricing.publishing import (
     rewritten_history,

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
 from wastetrail_contracts.enums import CostComponent, Role, TreatmentMethod
+from wastetrail_contracts.pricing.periods import periods_between
 from wastetrail_contracts.pricing.tariff import Component
 from wastetrail_runtime.auth import Principal, issue_token, require
 from wastetrail_runtime.problems import Problem, not_found, unprocessable
@@ -29,7 +30,6 @@ from wastetrail_billing.adapters.tables import (
     Payment,
     TariffDocument,
 )
-from wastetrail_billing.domain.periods import periods_between
 from wastetrail_billing.handlers import costs, invoicing, payments, tariffs, views
 from wastetrail_billing.handlers.common import new_id
 from wastetrail_billing.settings import BillingSettings

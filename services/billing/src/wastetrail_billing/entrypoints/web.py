@@ -18,13 +18,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 from wastetrail_contracts.enums import Role
+from wastetrail_contracts.pricing.periods import VIETNAM
 from wastetrail_runtime.auth import Principal, decode_token, principal_from_request
 from wastetrail_runtime.problems import Problem
 from wastetrail_runtime.service import runtime_of
 
 from wastetrail_billing.adapters.tables import Account, Invoice, Payment
 from wastetrail_billing.adapters.vnpay import VNPayClient
-from wastetrail_billing.domain.periods import VIETNAM
 from wastetrail_billing.entrypoints.http import settings_of, start_payment
 from wastetrail_billing.handlers import views
 from wastetrail_billing.handlers.payments import (

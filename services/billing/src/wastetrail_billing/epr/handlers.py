@@ -27,11 +27,11 @@ from wastetrail_contracts.events.epr import (
 )
 from wastetrail_contracts.events.transfer import BatchConsolidated
 from wastetrail_contracts.events.treatment import BatchReceived, TreatmentRecorded
+from wastetrail_contracts.pricing.periods import billing_month, local_date
 from wastetrail_runtime.problems import conflict, not_found, unprocessable
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_billing.adapters.ledger import post_entry
-from wastetrail_billing.domain.periods import billing_month, local_date
 from wastetrail_billing.epr import domain
 from wastetrail_billing.epr.settlement import (
     DIRECT_HAUL,

@@ -10,11 +10,11 @@ from sqlmodel import col, select
 from wastetrail_contracts.base import Code, Day, Id, Period, UtcDatetime
 from wastetrail_contracts.enums import Material, Role
 from wastetrail_contracts.events.epr import PackagingRegistered, ProducerRegistered
+from wastetrail_contracts.pricing.periods import local_date
 from wastetrail_runtime.auth import Principal, require
 from wastetrail_runtime.problems import not_found
 from wastetrail_runtime.service import runtime_of
 
-from wastetrail_billing.domain.periods import local_date
 from wastetrail_billing.epr import handlers, queries
 from wastetrail_billing.epr.tables import EprClaim, EprPackaging, EprProducer
 from wastetrail_billing.handlers.common import build_event

@@ -11,10 +11,10 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.enums import Material
+from wastetrail_contracts.pricing.periods import local_date
 
 from wastetrail_billing.adapters.ledger import balance
 from wastetrail_billing.domain.ledger import natural_balance
-from wastetrail_billing.domain.periods import local_date
 from wastetrail_billing.epr import domain
 from wastetrail_billing.epr.settlement import CONFIRMED, CREDITED
 from wastetrail_billing.epr.tables import (

@@ -49,6 +49,14 @@ from wastetrail_contracts.pricing.fees import (
     price_boundaries,
 )
 from wastetrail_contracts.pricing.fees import Invoice as FeeInvoice
+from wastetrail_contracts.pricing.periods import (
+    VIETNAM,
+    billing_month,
+    invoice_id,
+    months_before,
+    period_closed,
+    supplement_id,
+)
 from wastetrail_contracts.pricing.publishing import tariff_from_json
 from wastetrail_contracts.pricing.tariff import Category, Tariff
 from wastetrail_runtime.problems import conflict
@@ -72,14 +80,6 @@ from wastetrail_billing.adapters.tables import (
 from wastetrail_billing.domain import invoicing as inv
 from wastetrail_billing.domain import ledger
 from wastetrail_billing.domain.ledger import JournalEntry
-from wastetrail_billing.domain.periods import (
-    VIETNAM,
-    billing_month,
-    invoice_id,
-    months_before,
-    period_closed,
-    supplement_id,
-)
 from wastetrail_billing.handlers.tariffs import (
     DEFAULT_COMMUNE,
     latest_document,

@@ -30,6 +30,7 @@ from wastetrail_contracts.events.billing import (
     PaymentRefunded,
     PaymentSucceeded,
 )
+from wastetrail_contracts.pricing.periods import VIETNAM
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.problems import Problem, conflict, not_found, unprocessable
 from wastetrail_runtime.store import EventStore, UnitOfWork
@@ -50,7 +51,6 @@ from wastetrail_billing.adapters.vnpay import (
 )
 from wastetrail_billing.domain import invoicing as inv
 from wastetrail_billing.domain import ledger
-from wastetrail_billing.domain.periods import VIETNAM
 from wastetrail_billing.handlers.common import VNPAY_IPN, new_id
 
 log = get_logger(__name__)

@@ -20,10 +20,10 @@ from wastetrail_contracts.events.collection import (
     LoadRefused,
 )
 from wastetrail_contracts.events.treatment import TreatmentRecorded
+from wastetrail_contracts.pricing.periods import local_date, period_of
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_billing.adapters.tables import Account, Charge, Refusal, Treatment
-from wastetrail_billing.domain.periods import local_date, period_of
 from wastetrail_billing.handlers.common import BILLING_SYSTEM, account_of_generator
 
 # Rows queued by ``defer_insert`` in this session: {table: {key: row}}, and whether the

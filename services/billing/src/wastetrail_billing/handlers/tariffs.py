@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts import Actor
 from wastetrail_contracts.events.billing import TariffPublished
+from wastetrail_contracts.pricing.periods import billing_month
 from wastetrail_contracts.pricing.publishing import (
     rewritten_history,
     sha256_hex,
@@ -21,7 +22,6 @@ from wastetrail_runtime.problems import Problem, conflict, not_found
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_billing.adapters.tables import CommuneTariff, Invoice, TariffDocument
-from wastetrail_billing.domain.periods import billing_month
 from wastetrail_billing.handlers.common import build_event
 
 DEFAULT_COMMUNE = "*"
