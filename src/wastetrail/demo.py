@@ -155,6 +155,7 @@ def run_demo() -> int:
         print(f"   audit {name}: {'ok' if ok else 'FAILED'} {why}"[:200], flush=True)
     billing: dict[str, object] = dict(sim.get("billing") or {})  # type: ignore[call-overload]
     epr: dict[str, object] = dict(sim.get("epr") or {})  # type: ignore[call-overload]
+    late: dict[str, object] = dict(sim.get("late_sync") or {})  # type: ignore[call-overload]
     pays: dict[str, object] = dict(billing.get("payments") or {})  # type: ignore[call-overload]
     integrity_ok = bool(audit["replay"]["ok"]) and sim["loads_accounted"] == sim["loads_collected"]
     summary = {
@@ -173,6 +174,11 @@ def run_demo() -> int:
         "invoices_total_vnd": billing.get("billed_total_vnd"),
         "expected_invoices_total_vnd": billing.get("expected_total_vnd"),
         "billing_matches_tariff": bool(billing.get("billing_matches_tariff")),
+        # The trip an offline device synced after month end, billed by supplements.
+        "late_loads": late.get("late_loads", late.get("error")),
+        "supplementary_invoices": late.get("supplements"),
+        "late_billing_matches_tariff": bool(late.get("billing_matches_tariff")),
+        "late_sync": late,
         "payments": pays.get("count", 0), "payments_vnd": pays.get("vnd", 0),
         "payments_detail": pays or billing.get("error"),
         "refunds_credited_vnd": epr.get("refunds_credited_vnd", 0),
@@ -181,7 +187,7 @@ def run_demo() -> int:
         "audit": audit, "service_problems": problems,
         "seconds": round(time.monotonic() - began, 1),
         "simulation": {k: v for k, v in sim.items()
-                       if k not in ("expected_invoices", "billing", "epr")},
+                       if k not in ("expected_invoices", "billing", "epr", "late_sync")},
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2),
@@ -191,7 +197,8 @@ def run_demo() -> int:
                 "balances_verified", "invoices_verified",
                 "tonnes_by_method", "direct_landfill_share", "target", "invoices",
                 "invoices_skipped", "invoices_total_vnd", "expected_invoices_total_vnd",
-                "billing_matches_tariff", "payments", "payments_vnd", "refunds_credited_vnd",
+                "billing_matches_tariff", "late_loads", "supplementary_invoices",
+                "late_billing_matches_tariff", "payments", "payments_vnd", "refunds_credited_vnd",
                 "refunds_expected_vnd", "seconds"):
         print(f"   {key:<28} {json.dumps(summary[key], ensure_ascii=False)}", flush=True)
     print(f"   summary: {OUT / 'summary.json'}  report: {OUT / 'report'}/", flush=True)

@@ -138,6 +138,14 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     assert billing["billed_total_vnd"] == billing["expected_total_vnd"] > 0
     # The refunds reduced the invoices (a credit above a small bill carries over).
     assert 0 < billing["credits_vnd"] <= epr["refunds_credited_vnd"]
+    # A device synced its last trip after month end: billed by supplementary invoices, so
+    # each account's invoices of the month together equal the tariff applied to every load.
+    late = truth["late_sync"]
+    assert isinstance(late, dict) and "error" not in late, late
+    assert late["late_loads"] > 0 and late["supplements"] > 0 and late["late_charges_left"] == 0
+    assert late["mismatch_count"] == 0, late["mismatches"]
+    assert late["billed_total_vnd"] == late["expected_total_vnd"] > billing["billed_total_vnd"]
+    assert truth["loads_accounted"] == truth["loads_collected"]
 
     # The auditors' tool agrees from the log alone: the chains verify, and every account's
     # and producer's balance recomputed from events equals what billing reports.

@@ -78,15 +78,7 @@ async def month_end(client: httpx.AsyncClient, billing: str, sandbox: str,
 
     ``generators`` carry their commune's ``tariff``; ``credits`` are the EPR refunds
     billing credited to each generator before the run (they reduce its invoice)."""
-    def h(role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {tokens[role]}"}
-
-    async def ok(resp: httpx.Response) -> dict[str, Any]:
-        if resp.status_code >= 300:
-            raise RuntimeError(f"{resp.request.method} {resp.request.url} → "
-                               f"{resp.status_code}: {resp.text[:300]}")
-        data: dict[str, Any] = resp.json()
-        return data
+    h, ok = _bearer(tokens), _ok
 
     for name in sorted({g["tariff"] for g in generators}):
         await ok(await client.post(f"{billing}/v1/tariffs/{name}", headers={
@@ -96,40 +88,7 @@ async def month_end(client: httpx.AsyncClient, billing: str, sandbox: str,
     for commune, tariff in sorted(communes.items()):
         await ok(await client.put(f"{billing}/v1/communes/{commune}/tariff", headers=h("admin"),
                                   json={"tariff_id": tariff}))
-    # Wait until billing's consumer has every account and every load of the month.
-    accounts: dict[str, str] = {}
-    sem = asyncio.Semaphore(6)
-    deadline = time.monotonic() + 240
-    while True:
-        for commune in communes:
-            offset = 0
-            while True:
-                page = await ok(await client.get(
-                    f"{billing}/v1/accounts", headers=h("auditor"),
-                    params={"commune": commune, "limit": 500, "offset": offset}))
-                items = page["items"]
-                for a in items:
-                    accounts[a["generator_id"]] = a["account_id"]
-                if len(items) < 500:
-                    break
-                offset += 500
-        missing = [g for g in generators if g["generator_id"] not in accounts]
-        charged = 0
-        if not missing:
-            async def count(gid: str) -> int:
-                async with sem:
-                    page = await ok(await client.get(
-                        f"{billing}/v1/accounts/{accounts[gid]}/charges", headers=h("auditor"),
-                        params={"period": period, "limit": 500}))
-                    return len(page["items"])
-            charged = sum(await asyncio.gather(
-                *(count(g["generator_id"]) for g in generators)))
-        if not missing and charged >= len(loads):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"billing did not catch up: {len(missing)} accounts missing, "
-                               f"{charged}/{len(loads)} loads charged")
-        await asyncio.sleep(2)
+    accounts = await _wait_charged(client, billing, h, ok, generators, loads, period)
     run = await ok(await client.post(f"{billing}/v1/invoicing/runs", headers=h("admin"),
                                      json={"period": period}))
     skipped: dict[str, int] = defaultdict(int)
@@ -213,3 +172,100 @@ async def _pay(client: httpx.AsyncClient, billing: str, sandbox: str,
             "vnd": sum(r["vnd"] for r in by_channel.values()),
             "by_channel": by_channel, "statuses": dict(statuses),
             "vnpay_cancelled": cancelled}
+
+
+async def bill_late_loads(client: httpx.AsyncClient, billing: str, tokens: dict[str, str],
+                          generators: list[dict[str, str]],
+                          loads: dict[str, dict[str, object]], period: str,
+                          say: Callable[[str], None], late: int,
+                          credits: dict[str, int] | None = None) -> dict[str, object]:
+    """After ``late`` loads of an invoiced month reached billing: invoice the month again
+    (supplementary invoices), then check that each account's invoices of the month
+    together bill what the tariff gives for all of its loads."""
+    h, ok = _bearer(tokens), _ok
+    accounts = await _wait_charged(client, billing, h, ok, generators, loads, period)
+    run = await ok(await client.post(f"{billing}/v1/invoicing/runs", headers=h("admin"),
+                                     json={"period": period}))
+    supplements = list(run.get("supplements") or [])
+    say(f"invoicing {period} again: {late} late loads, {len(supplements)} supplementary "
+        f"invoices, {run.get('late_charges')} loads still unbilled")
+    expected = expected_invoices(generators, loads, period, credits)
+    per_gen = expected["per_generator"]
+    assert isinstance(per_gen, dict)
+    mismatches: list[dict[str, object]] = []
+    billed_total = 0
+    for g in generators:
+        aid = accounts[g["generator_id"]]
+        page = await ok(await client.get(f"{billing}/v1/accounts/{aid}/invoices",
+                                         headers=h("auditor")))
+        mine = [i for i in page["items"] if i["period"] == period]
+        billed = sum(int(i["total"]) for i in mine) if mine else None
+        billed_total += billed or 0
+        if billed != per_gen[g["generator_id"]]:
+            mismatches.append({"account_id": aid, "billed": billed,
+                               "expected": per_gen[g["generator_id"]]})
+    return {
+        "late_loads": late, "supplements": len(supplements),
+        "late_charges_left": run.get("late_charges"),
+        "billed_total_vnd": billed_total, "expected_total_vnd": expected["total_vnd"],
+        "mismatches": mismatches[:20], "mismatch_count": len(mismatches),
+        "billing_matches_tariff": not mismatches,
+    }
+
+
+def _bearer(tokens: dict[str, str]) -> Callable[[str], dict[str, str]]:
+    def h(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[role]}"}
+    return h
+
+
+async def _ok(resp: httpx.Response) -> dict[str, Any]:
+    if resp.status_code >= 300:
+        raise RuntimeError(f"{resp.request.method} {resp.request.url} → "
+                           f"{resp.status_code}: {resp.text[:300]}")
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+async def _wait_charged(client: httpx.AsyncClient, billing: str,
+                        h: Callable[[str], dict[str, str]],
+                        ok: Callable[[httpx.Response], Any],
+                        generators: list[dict[str, str]], loads: dict[str, dict[str, object]],
+                        period: str) -> dict[str, str]:
+    """Wait until billing's consumer has every account and every load of the month; the
+    account id of each generator."""
+    communes = {g["commune"] for g in generators}
+    accounts: dict[str, str] = {}
+    sem = asyncio.Semaphore(6)
+    deadline = time.monotonic() + 240
+    while True:
+        for commune in communes:
+            offset = 0
+            while True:
+                page = await ok(await client.get(
+                    f"{billing}/v1/accounts", headers=h("auditor"),
+                    params={"commune": commune, "limit": 500, "offset": offset}))
+                items = page["items"]
+                for a in items:
+                    accounts[a["generator_id"]] = a["account_id"]
+                if len(items) < 500:
+                    break
+                offset += 500
+        missing = [g for g in generators if g["generator_id"] not in accounts]
+        charged = 0
+        if not missing:
+            async def count(gid: str) -> int:
+                async with sem:
+                    page = await ok(await client.get(
+                        f"{billing}/v1/accounts/{accounts[gid]}/charges", headers=h("auditor"),
+                        params={"period": period, "limit": 500}))
+                    return len(page["items"])
+            charged = sum(await asyncio.gather(
+                *(count(g["generator_id"]) for g in generators)))
+        if not missing and charged >= len(loads):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"billing did not catch up: {len(missing)} accounts missing, "
+                               f"{charged}/{len(loads)} loads charged")
+        await asyncio.sleep(2)
+    return accounts

@@ -25,7 +25,7 @@ from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import issue_token
 
 from wastetrail.simulate import epr as epr_api
-from wastetrail.simulate.month_end import expected_invoices, month_end
+from wastetrail.simulate.month_end import bill_late_loads, expected_invoices, month_end
 
 # domain.md: food ~55 %, other ~25 %, recyclable ~15 %, hazardous ~1 % (bulky is rare
 # and collected on request), i.e. ~96 % of what a household generates is sorted into
@@ -159,8 +159,11 @@ def _secret() -> str:
 async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret: str,
                    run: str | None = None, log: bool = True,
                    fate_check: str = "every", with_billing: bool = True, pay: bool = True,
-                   ) -> dict[str, object]:
-    """Run the province for ``days`` days through the services; return the ground truth."""
+                   late_sync: bool = True) -> dict[str, object]:
+    """Run the province for ``days`` days through the services; return the ground truth.
+
+    ``late_sync``: one device (in a ward priced per kg) syncs its last day's trip only
+    after the month was invoiced, so billing bills those loads with supplementary invoices."""
     # Ids are deterministic from the seed: the demo starts from an empty province.
     run = run or f"s{seed}"
     p = build_province(seed, households, run)
@@ -231,78 +234,80 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         partial_done = False
         method_grams: dict[str, int] = defaultdict(int)
 
-        for day in range(days):
-            d0 = datetime.combine(p.month_start + timedelta(days=day), datetime.min.time(),
-                                  tzinfo=UTC) + timedelta(hours=22)  # 05:00 ICT
-            day_trips: list[str] = []
-            for vid, commune, tare in p.vehicles:
-                dev = devices[vid]
-                trip_id = f"{vid}-d{day:02d}"
-                await dev.call("POST", "/v1/trips", {
-                    "trip_id": trip_id, "vehicle_id": vid, "crew": ["crew-a", "crew-b"],
-                    "commune": commune, "started_at": d0.isoformat()})
-                scans: list[Json] = []
-                refs: list[Json] = []
-                for n, g in enumerate(by_gen[commune]):
-                    at = (d0 + timedelta(minutes=1 + n // 4)).isoformat()
-                    if rng.random() < 0.01:  # unsorted: refused, charged nothing here
-                        refs.append({"idempotency_key": f"{trip_id}-ref-{g.code}",
-                                     "trip_id": trip_id, "tag_id": g.tag, "reason": "unsorted",
-                                     "refused_at": at})
-                        continue
-                    if rng.random() < MISSED[g.commune_class]:
-                        continue  # not collected today: generated, never scanned
-                    per_day = g.members * rng.randint(*GRAMS_PER_PERSON_DAY[g.commune_class])
-                    amounts = {"food": int(per_day * SHARES["food"]),
-                               "other": int(per_day * SHARES["other"])}
-                    if rng.random() < 1 / 3:
-                        amounts["recyclable"] = int(3 * per_day * SHARES["recyclable"])
-                    if rng.random() < 0.03:
-                        amounts["hazardous"] = int(30 * per_day * SHARES["hazardous"])
-                    if rng.random() < 0.004:
-                        amounts["bulky"] = rng.randint(10_000, 30_000)
-                    for cat, grams in amounts.items():
-                        scans.append({"idempotency_key": f"{trip_id}-{g.code}-{cat}",
-                                      "trip_id": trip_id, "tag_id": g.tag, "category": cat,
-                                      "grams": max(grams, 1), "collected_at": at})
-                # Offline: the device syncs in batches of up to 200; a few are re-sent.
-                retried = rng.sample(scans, k=min(3, len(scans)))
-                chunks = [scans[i:i + 200] for i in range(0, len(scans), 200)]
-                if retried:
-                    chunks.append(retried)
-                for chunk in chunks:
-                    res = await dev.json("POST", "/v1/loads/batch", {"scans": chunk})
-                    sent += len(chunk)
-                    for item, scan in zip(res["results"], chunk, strict=True):
-                        if item["status"] == "accepted":
-                            accepted += 1
-                            grams_by_cat[str(scan["category"])] += int(scan["grams"])
-                            truth_loads[item["id"]] = {
-                                "generator": scan["tag_id"], "category": scan["category"],
-                                "grams": scan["grams"], "day": str(scan["collected_at"])[:10],
-                                "trip": trip_id}
-                        elif item["status"] == "duplicate":
-                            duplicates += 1
-                        else:
-                            rejected += 1
-                if refs:
-                    out = await dev.json("POST", "/v1/refusals/batch", {"refusals": refs})
-                    refusals += int(out["accepted"])
-                scanned = sum(int(v["grams"]) for v in truth_loads.values()
-                              if v["trip"] == trip_id)
-                await dev.call("POST", f"/v1/trips/{trip_id}/close", {
-                    "declared_total_grams": scanned,
-                    "closed_at": (d0 + timedelta(hours=4)).isoformat()})
-                trips.append((trip_id, vid, tare, scanned))
-                day_trips.append(trip_id)
-                # Weighbridge: gross within a fraction of a percent of tare + scans.
-                gross = tare + scanned + rng.randint(-scanned // 400, scanned // 400)
-                await _retry("weigh in", partial(
-                    station.call, "POST", f"/v1/stations/{p.station}/weighings",
-                    {"trip_id": trip_id, "vehicle_id": vid, "gross_grams": gross}))
-                await _retry("weigh out", partial(
-                    station.call, "POST", f"/v1/stations/{p.station}/weighings/{trip_id}/out",
-                    {"tare_grams": tare}))
+        async def run_trip(day: int, d0: datetime, vid: str, commune: str, tare: int) -> str:
+            """One vehicle's round: start, scans synced in batches, refusals, close, weighing."""
+            nonlocal sent, accepted, duplicates, rejected, refusals
+            dev = devices[vid]
+            trip_id = f"{vid}-d{day:02d}"
+            await dev.call("POST", "/v1/trips", {
+                "trip_id": trip_id, "vehicle_id": vid, "crew": ["crew-a", "crew-b"],
+                "commune": commune, "started_at": d0.isoformat()})
+            scans: list[Json] = []
+            refs: list[Json] = []
+            for n, g in enumerate(by_gen[commune]):
+                at = (d0 + timedelta(minutes=1 + n // 4)).isoformat()
+                if rng.random() < 0.01:  # unsorted: refused, charged nothing here
+                    refs.append({"idempotency_key": f"{trip_id}-ref-{g.code}",
+                                 "trip_id": trip_id, "tag_id": g.tag, "reason": "unsorted",
+                                 "refused_at": at})
+                    continue
+                if rng.random() < MISSED[g.commune_class]:
+                    continue  # not collected today: generated, never scanned
+                per_day = g.members * rng.randint(*GRAMS_PER_PERSON_DAY[g.commune_class])
+                amounts = {"food": int(per_day * SHARES["food"]),
+                           "other": int(per_day * SHARES["other"])}
+                if rng.random() < 1 / 3:
+                    amounts["recyclable"] = int(3 * per_day * SHARES["recyclable"])
+                if rng.random() < 0.03:
+                    amounts["hazardous"] = int(30 * per_day * SHARES["hazardous"])
+                if rng.random() < 0.004:
+                    amounts["bulky"] = rng.randint(10_000, 30_000)
+                for cat, grams in amounts.items():
+                    scans.append({"idempotency_key": f"{trip_id}-{g.code}-{cat}",
+                                  "trip_id": trip_id, "tag_id": g.tag, "category": cat,
+                                  "grams": max(grams, 1), "collected_at": at})
+            # Offline: the device syncs in batches of up to 200; a few are re-sent.
+            retried = rng.sample(scans, k=min(3, len(scans)))
+            chunks = [scans[i:i + 200] for i in range(0, len(scans), 200)]
+            if retried:
+                chunks.append(retried)
+            for chunk in chunks:
+                res = await dev.json("POST", "/v1/loads/batch", {"scans": chunk})
+                sent += len(chunk)
+                for item, scan in zip(res["results"], chunk, strict=True):
+                    if item["status"] == "accepted":
+                        accepted += 1
+                        grams_by_cat[str(scan["category"])] += int(scan["grams"])
+                        truth_loads[item["id"]] = {
+                            "generator": scan["tag_id"], "category": scan["category"],
+                            "grams": scan["grams"], "day": str(scan["collected_at"])[:10],
+                            "trip": trip_id}
+                    elif item["status"] == "duplicate":
+                        duplicates += 1
+                    else:
+                        rejected += 1
+            if refs:
+                out = await dev.json("POST", "/v1/refusals/batch", {"refusals": refs})
+                refusals += int(out["accepted"])
+            scanned = sum(int(v["grams"]) for v in truth_loads.values()
+                          if v["trip"] == trip_id)
+            await dev.call("POST", f"/v1/trips/{trip_id}/close", {
+                "declared_total_grams": scanned,
+                "closed_at": (d0 + timedelta(hours=4)).isoformat()})
+            trips.append((trip_id, vid, tare, scanned))
+            # Weighbridge: gross within a fraction of a percent of tare + scans.
+            gross = tare + scanned + rng.randint(-scanned // 400, scanned // 400)
+            await _retry("weigh in", partial(
+                station.call, "POST", f"/v1/stations/{p.station}/weighings",
+                {"trip_id": trip_id, "vehicle_id": vid, "gross_grams": gross}))
+            await _retry("weigh out", partial(
+                station.call, "POST", f"/v1/stations/{p.station}/weighings/{trip_id}/out",
+                {"tare_grams": tare}))
+            return trip_id
+
+        async def dispatch(day_trips: list[str]) -> list[Json]:
+            """The station reconciles the trips and dispatches one batch per category."""
+            dispatched: list[Json] = []
             # Station: wait for reconciliations, then one batch per category.
             shares: dict[str, list[str]] = defaultdict(list)
             for trip_id in day_trips:
@@ -326,10 +331,30 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                 out = await _retry("dispatch", partial(
                     station.json, "POST", f"/v1/batches/{bid}/dispatch",
                     {"plant_id": plant, "vehicle_id": p.vehicles[0][0]}))
-                batches_done.append({"batch_id": bid, "category": cat, "plant": plant,
-                                     "grams": out.get("dispatched_grams")
-                                     or out.get("total_grams")})
-            say(f"day {day + 1}/{days}: {len(day_trips)} trips, {len(shares)} batches, "
+                dispatched.append({"batch_id": bid, "category": cat, "plant": plant,
+                                   "grams": out.get("dispatched_grams")
+                                   or out.get("total_grams")})
+            batches_done.extend(dispatched)
+            return dispatched
+
+        # One device stays offline on the last day until after month end (a collector out
+        # of coverage): its trip reaches the services after the month was invoiced, and
+        # billing bills those loads with supplementary invoices. The vehicle of a ward
+        # priced per kg, so that the late loads change the bills.
+        offline: list[tuple[int, datetime, str, str, int]] = []
+        late_vehicle = next((v for v, c, _t in p.vehicles
+                             if p.tariffs[c] == "hanoi_per_kg_example"), p.vehicles[-1][0])
+        for day in range(days):
+            d0 = datetime.combine(p.month_start + timedelta(days=day), datetime.min.time(),
+                                  tzinfo=UTC) + timedelta(hours=22)  # 05:00 ICT
+            day_trips: list[str] = []
+            for vid, commune, tare in p.vehicles:
+                if late_sync and day == days - 1 and vid == late_vehicle:
+                    offline.append((day, d0, vid, commune, tare))
+                    continue
+                day_trips.append(await run_trip(day, d0, vid, commune, tare))
+            dispatched = await dispatch(day_trips)
+            say(f"day {day + 1}/{days}: {len(day_trips)} trips, {len(dispatched)} batches, "
                 f"{accepted} loads so far")
 
         # --- EPR: deposits paid, bottles returned before the recyclables are treated ----
@@ -421,47 +446,53 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             await receive(b)
 
         # --- accounting: every load at a plant, in a station, or in an alert ----------
-        say(f"checking the fate of {len(truth_loads)} loads")
-        alerts = await auditor_tr.json("GET", "/v1/alerts?limit=500")
-        alerted = {str(a["subject_id"]) for a in alerts.get("items", [])}
         at_plant = 0
         unaccounted: list[str] = []
         fsem = asyncio.Semaphore(6)
 
-        async def fate(lid: str) -> None:
+        async def account_for(lids: list[str]) -> None:
             nonlocal at_plant
-            async with fsem:
-                async def one() -> Json:
-                    f = await auditor_t.json("GET", f"/v1/loads/{lid}/fate")
-                    if not f.get("treated_by_method") and not f.get("destinations"):
-                        raise RuntimeError(f"load {lid} not yet at a plant")
-                    return f
-                try:
-                    await _retry("fate", one, limit=20)
-                    at_plant += 1
-                except RuntimeError:
-                    if str(truth_loads[lid]["trip"]) in alerted or lid in alerted:
-                        at_plant += 1
-                    else:
-                        unaccounted.append(lid)
-        # The fate API answers in about a second per load under load; a load's fate is its
-        # share of its trip's batches of its category, so the demo may ask once per
-        # (trip, category) and count the group's loads with it (fate_check="group").
-        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for lid, facts in truth_loads.items():
-            groups[(str(facts["trip"]), str(facts["category"]))].append(lid)
-        if fate_check == "group":
-            async def group(members: list[str]) -> None:
+            say(f"checking the fate of {len(lids)} loads")
+            alerts = await auditor_tr.json("GET", "/v1/alerts?limit=500")
+            alerted = {str(a["subject_id"]) for a in alerts.get("items", [])}
+
+            async def fate(lid: str) -> None:
                 nonlocal at_plant
-                before = at_plant
-                await fate(members[0])
-                if at_plant > before:
-                    at_plant += len(members) - 1
-                else:
-                    unaccounted.extend(members[1:])
-            await asyncio.gather(*(group(m) for m in groups.values()))
-        else:
-            await asyncio.gather(*(fate(lid) for lid in truth_loads))
+                async with fsem:
+                    async def one() -> Json:
+                        f = await auditor_t.json("GET", f"/v1/loads/{lid}/fate")
+                        if not f.get("treated_by_method") and not f.get("destinations"):
+                            raise RuntimeError(f"load {lid} not yet at a plant")
+                        return f
+                    try:
+                        await _retry("fate", one, limit=20)
+                        at_plant += 1
+                    except RuntimeError:
+                        if str(truth_loads[lid]["trip"]) in alerted or lid in alerted:
+                            at_plant += 1
+                        else:
+                            unaccounted.append(lid)
+            # The fate API answers in about a second per load under load; a load's fate is
+            # its share of its trip's batches of its category, so the demo may ask once per
+            # (trip, category) and count the group's loads with it (fate_check="group").
+            groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for lid in lids:
+                facts = truth_loads[lid]
+                groups[(str(facts["trip"]), str(facts["category"]))].append(lid)
+            if fate_check == "group":
+                async def group(members: list[str]) -> None:
+                    nonlocal at_plant
+                    before = at_plant
+                    await fate(members[0])
+                    if at_plant > before:
+                        at_plant += len(members) - 1
+                    else:
+                        unaccounted.extend(members[1:])
+                await asyncio.gather(*(group(m) for m in groups.values()))
+            else:
+                await asyncio.gather(*(fate(lid) for lid in lids))
+
+        await account_for(list(truth_loads))
 
         # --- month end: billing ------------------------------------------------------
         gens = [{"generator_id": g.generator_id, "commune": g.commune,
@@ -496,6 +527,29 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         else:
             billing = {"skipped": True}
 
+        # --- the offline device comes back: its trip after month end ----------------------
+        late: dict[str, object] = {"skipped": True}
+        if offline:
+            synced = set(truth_loads)
+            say(f"an offline device syncs its trip of day {offline[0][0] + 1} after month end")
+            late_trips = [await run_trip(*trip) for trip in offline]
+            for b in await dispatch(late_trips):
+                await receive(b)
+            arrived = [lid for lid in truth_loads if lid not in synced]
+            for lid in arrived:
+                truth_loads[lid]["generator_id"] = tag_to_id[str(truth_loads[lid]["generator"])]
+            await account_for(arrived)
+            if with_billing and "error" not in billing:
+                try:
+                    late = await bill_late_loads(
+                        client, ep.billing,
+                        {"admin": tok("sim-admin", Role.ADMIN),
+                         "auditor": tok("sim-auditor", Role.AUDITOR)},
+                        gens, truth_loads, p.month_start.strftime("%Y-%m"), say,
+                        late=len(arrived), credits=credits)
+                except Exception as exc:
+                    late = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
     expected = expected_invoices(gens, truth_loads, p.month_start.strftime("%Y-%m"), credits)
     total_treated = sum(method_grams.values()) or 1
     result: dict[str, object] = {
@@ -514,6 +568,7 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         "direct_landfill_target": 0.5,
         "expected_invoices": expected,
         "billing": billing,
+        "late_sync": late,
         "epr": epr,
     }
     return result
