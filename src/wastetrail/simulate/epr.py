@@ -16,19 +16,13 @@ from typing import Any
 
 import httpx
 
+from wastetrail.simulate.month_end import ok_json
+
 PRODUCER = "sim-beverages"
 SKU = "PET-500ML"
 UNIT_GRAMS = 25
 DEPOSIT_VND = 500
 PLACED_UNITS = 10_000
-
-
-async def _ok(resp: httpx.Response) -> dict[str, Any]:
-    if resp.status_code >= 300:
-        raise RuntimeError(f"{resp.request.method} {resp.request.url} → "
-                           f"{resp.status_code}: {resp.text[:300]}")
-    data: dict[str, Any] = resp.json()
-    return data
 
 
 async def open_scheme(client: httpx.AsyncClient, billing: str, tokens: dict[str, str],
@@ -37,18 +31,18 @@ async def open_scheme(client: httpx.AsyncClient, billing: str, tokens: dict[str,
     def h(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[role]}"}
 
-    await _ok(await client.post(f"{billing}/v1/epr/producers", headers=h("admin"), json={
+    await ok_json(await client.post(f"{billing}/v1/epr/producers", headers=h("admin"), json={
         "producer_id": PRODUCER, "name": "Công ty Nước giải khát Mô phỏng",
         "tax_code": "0109999999", "kind": "producer"}))
-    await _ok(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/packaging",
+    await ok_json(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/packaging",
                                 headers=h("admin"), json={
         "sku": SKU, "material": "pet", "unit_grams": UNIT_GRAMS,
         "deposit_per_unit": DEPOSIT_VND, "effective_from": "2026-01-01"}))
-    await _ok(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/market-reports",
+    await ok_json(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/market-reports",
                                 headers=h("producer"), json={
         "report_id": f"{PRODUCER}-{period}", "sku": SKU, "period": period,
         "province": province, "units": PLACED_UNITS}))
-    await _ok(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/deposits",
+    await ok_json(await client.post(f"{billing}/v1/epr/producers/{PRODUCER}/deposits",
                                 headers=h("cashier"), json={
         "payment_id": f"{PRODUCER}-dep-{period}", "amount": PLACED_UNITS * DEPOSIT_VND,
         "reference": f"CK-{PRODUCER}-{period}"}))
@@ -60,7 +54,7 @@ async def record_returns(client: httpx.AsyncClient, billing: str, collector_toke
     """Collectors record (load id, generator id, units) returns; the claim ids opened."""
     claims: list[str] = []
     for load_id, generator_id, units in returns:
-        out = await _ok(await client.post(
+        out = await ok_json(await client.post(
             f"{billing}/v1/epr/returns", headers={"Authorization": f"Bearer {collector_token}"},
             json={"idempotency_key": f"ret-{load_id}", "load_id": load_id,
                   "generator_id": generator_id, "province": province,
@@ -76,7 +70,7 @@ async def wait_credited(client: httpx.AsyncClient, billing: str, auditor_token: 
     deadline = time.monotonic() + limit
     views: list[dict[str, Any]] = []
     while True:
-        views = [await _ok(await client.get(
+        views = [await ok_json(await client.get(
             f"{billing}/v1/epr/claims/{cid}",
             headers={"Authorization": f"Bearer {auditor_token}"})) for cid in claim_ids]
         waiting = [v for v in views if v["status"] in ("pending", "confirmed")]

@@ -78,7 +78,7 @@ async def month_end(client: httpx.AsyncClient, billing: str, sandbox: str,
 
     ``generators`` carry their commune's ``tariff``; ``credits`` are the EPR refunds
     billing credited to each generator before the run (they reduce its invoice)."""
-    h, ok = _bearer(tokens), _ok
+    h, ok = _bearer(tokens), ok_json
 
     for name in sorted({g["tariff"] for g in generators}):
         await ok(await client.post(f"{billing}/v1/tariffs/{name}", headers={
@@ -100,21 +100,8 @@ async def month_end(client: httpx.AsyncClient, billing: str, sandbox: str,
     expected = expected_invoices(generators, loads, period, credits)
     per_gen = expected["per_generator"]
     assert isinstance(per_gen, dict)
-    invoices: list[dict[str, Any]] = []
-    mismatches: list[dict[str, object]] = []
-    billed_total = 0
-    for g in generators:
-        aid = accounts[g["generator_id"]]
-        page = await ok(await client.get(f"{billing}/v1/accounts/{aid}/invoices",
-                                         headers=h("auditor")))
-        mine = [i for i in page["items"] if i["period"] == period]
-        billed = int(mine[0]["total"]) if mine else None
-        if billed is not None:
-            billed_total += billed
-            invoices.append(mine[0])
-        if billed != per_gen[g["generator_id"]]:
-            mismatches.append({"account_id": aid, "billed": billed,
-                               "expected": per_gen[g["generator_id"]]})
+    invoices, mismatches, billed_total = await _billed(
+        client, billing, h, ok, generators, accounts, period, per_gen)
     result: dict[str, object] = {
         "issued": len(invoices), "skipped": dict(skipped), "billed_total_vnd": billed_total,
         "expected_count": expected["count"], "expected_total_vnd": expected["total_vnd"],
@@ -182,7 +169,7 @@ async def bill_late_loads(client: httpx.AsyncClient, billing: str, tokens: dict[
     """After ``late`` loads of an invoiced month reached billing: invoice the month again
     (supplementary invoices), then check that each account's invoices of the month
     together bill what the tariff gives for all of its loads."""
-    h, ok = _bearer(tokens), _ok
+    h, ok = _bearer(tokens), ok_json
     accounts = await _wait_charged(client, billing, h, ok, generators, loads, period)
     run = await ok(await client.post(f"{billing}/v1/invoicing/runs", headers=h("admin"),
                                      json={"period": period}))
@@ -192,18 +179,8 @@ async def bill_late_loads(client: httpx.AsyncClient, billing: str, tokens: dict[
     expected = expected_invoices(generators, loads, period, credits)
     per_gen = expected["per_generator"]
     assert isinstance(per_gen, dict)
-    mismatches: list[dict[str, object]] = []
-    billed_total = 0
-    for g in generators:
-        aid = accounts[g["generator_id"]]
-        page = await ok(await client.get(f"{billing}/v1/accounts/{aid}/invoices",
-                                         headers=h("auditor")))
-        mine = [i for i in page["items"] if i["period"] == period]
-        billed = sum(int(i["total"]) for i in mine) if mine else None
-        billed_total += billed or 0
-        if billed != per_gen[g["generator_id"]]:
-            mismatches.append({"account_id": aid, "billed": billed,
-                               "expected": per_gen[g["generator_id"]]})
+    _, mismatches, billed_total = await _billed(
+        client, billing, h, ok, generators, accounts, period, per_gen)
     return {
         "late_loads": late, "supplements": len(supplements),
         "late_charges_left": run.get("late_charges"),
@@ -213,13 +190,37 @@ async def bill_late_loads(client: httpx.AsyncClient, billing: str, tokens: dict[
     }
 
 
+async def _billed(client: httpx.AsyncClient, billing: str, h: Callable[[str], dict[str, str]],
+                  ok: Callable[[httpx.Response], Any], generators: list[dict[str, str]],
+                  accounts: dict[str, str], period: str, per_gen: dict[str, int | None]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, object]], int]:
+    """Each account's invoices of the month (its invoice and any supplements) against the
+    amount due the tariff gives: (the invoices, the mismatches, the total billed)."""
+    invoices: list[dict[str, Any]] = []
+    mismatches: list[dict[str, object]] = []
+    billed_total = 0
+    for g in generators:
+        aid = accounts[g["generator_id"]]
+        page = await ok(await client.get(f"{billing}/v1/accounts/{aid}/invoices",
+                                         headers=h("auditor")))
+        mine = [i for i in page["items"] if i["period"] == period]
+        billed = sum(int(i["total"]) for i in mine) if mine else None
+        billed_total += billed or 0
+        invoices.extend(mine)
+        if billed != per_gen[g["generator_id"]]:
+            mismatches.append({"account_id": aid, "billed": billed,
+                               "expected": per_gen[g["generator_id"]]})
+    return invoices, mismatches, billed_total
+
+
 def _bearer(tokens: dict[str, str]) -> Callable[[str], dict[str, str]]:
     def h(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[role]}"}
     return h
 
 
-async def _ok(resp: httpx.Response) -> dict[str, Any]:
+async def ok_json(resp: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a 2xx answer; a RuntimeError naming the call otherwise."""
     if resp.status_code >= 300:
         raise RuntimeError(f"{resp.request.method} {resp.request.url} → "
                            f"{resp.status_code}: {resp.text[:300]}")
