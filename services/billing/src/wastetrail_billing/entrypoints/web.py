@@ -29,7 +29,7 @@ from wastetrail_billing.entrypoints.http import settings_of, start_payment
 from wastetrail_billing.handlers import views
 from wastetrail_billing.handlers.payments import (
     invoice_status,
-    open_vnpay_payment,
+    open_vnpay_payments,
     outstanding,
 )
 
@@ -146,15 +146,16 @@ async def account_page(request: Request, lang: str | None = None) -> Response:
         credits = await views.credits_of(session, account.account_id)
         refunds = await views.refunds_of(session, account.account_id)
         # An invoice whose VNPay order is still open shows until when, not a second button.
-        rows = []
-        for i in invoices:
-            due = outstanding(i)
-            order = None if due <= 0 else await open_vnpay_payment(
-                session, i.invoice_id, now=now, expire_after=expire_after)
-            until = None if order is None else (
-                (order.created_at + expire_after).astimezone(VIETNAM).strftime("%H:%M"))
-            rows.append({"invoice": i, "status": invoice_status(i), "due": due,
-                         "paying_until": until})
+        open_orders = await open_vnpay_payments(
+            session, [i.invoice_id for i in invoices if outstanding(i) > 0], now=now,
+            expire_after=expire_after)
+    rows = []
+    for i in invoices:
+        order = open_orders.get(i.invoice_id)
+        until = None if order is None else (
+            (order.created_at + expire_after).astimezone(VIETNAM).strftime("%H:%M"))
+        rows.append({"invoice": i, "status": invoice_status(i), "due": outstanding(i),
+                     "paying_until": until})
     return _render(request, "account.html", language, account=account, summary=summary,
                    invoices=rows, credits=credits, refunds=refunds)
 

@@ -80,17 +80,19 @@ def overpaid(invoice: Invoice) -> int:
     return max(0, invoice.paid - invoice.total)
 
 
-async def open_vnpay_payment(session: AsyncSession, invoice_id: str, *, now: datetime,
-                             expire_after: timedelta) -> Payment | None:
-    """The invoice's VNPay order that may still be paid on VNPay's page, if any: pending
+async def open_vnpay_payments(session: AsyncSession, invoice_ids: list[str], *,
+                              now: datetime, expire_after: timedelta) -> dict[str, Payment]:
+    """Per invoice, its newest VNPay order that may still be paid on VNPay's page: pending
     and created less than ``expire_after`` (its vnp_ExpireDate) ago."""
-    return (await session.exec(
+    if not invoice_ids:
+        return {}
+    rows = await session.exec(
         select(Payment).where(
-            Payment.invoice_id == invoice_id, Payment.status == PENDING,
+            col(Payment.invoice_id).in_(invoice_ids), Payment.status == PENDING,
             Payment.channel == PaymentChannel.VNPAY.value,
             col(Payment.created_at) > now - expire_after)
-        .order_by(col(Payment.created_at).desc()).limit(1)
-    )).first()
+        .order_by(col(Payment.created_at)))
+    return {payment.invoice_id: payment for payment in rows}  # the newest wins
 
 
 async def locked_invoice(uow: UnitOfWork, invoice_id: str) -> Invoice:
@@ -131,8 +133,8 @@ async def start_vnpay_payment(
     if due <= 0:
         raise conflict("invoice-settled", f"invoice {invoice.invoice_id} has nothing to pay",
                        field="invoice_id")
-    open_order = await open_vnpay_payment(uow.session, invoice.invoice_id, now=now,
-                                          expire_after=expire_after)
+    open_order = (await open_vnpay_payments(uow.session, [invoice.invoice_id], now=now,
+                                            expire_after=expire_after)).get(invoice.invoice_id)
     if open_order is not None:
         until = (open_order.created_at + expire_after).astimezone(VIETNAM)
         raise Problem(
