@@ -358,7 +358,7 @@ async def issue_supplement(uow: UnitOfWork, account_id: str, period: str, *, act
         return None  # the month's invoice is issued by the run itself
     covered = max(i.charges_through for i in earlier)
     loads = await _loads_of(session, account_id, period, through)
-    billed = await _loads_of(session, account_id, period, covered)
+    billed = [load for load in loads if load.seq <= covered]
     if len(loads) == len(billed):
         return None
     account = await session.get(Account, account_id)
@@ -582,17 +582,18 @@ async def _loads_of(session: AsyncSession, account_id: str, period: str, through
     ch = Charge.__table__.c  # type: ignore[attr-defined]
     rows = await session.execute(
         core_select(ch.load_id, ch.collected_on, ch.category, ch.grams, ch.litres,
-                    ch.bag_size)
+                    ch.bag_size, ch.seq)
         .where(ch.account_id == account_id, ch.period == period, ch.seq <= through)
         .order_by(ch.collected_at, ch.load_id))
     return [_Quantity(collected_on=r[1], category=Category(r[2]), grams=r[3], litres=r[4],
-                      bag_size=r[5], load_id=r[0]) for r in rows]
+                      bag_size=r[5], load_id=r[0], seq=r[6]) for r in rows]
 
 
 class _Quantity(ChargedQuantity):
-    """A single load's quantity, with its id for error messages."""
+    """A single load's quantity, with its id (for error messages) and charge number."""
 
     load_id: str
+    seq: int
 
 
 class _NeedsLoads(Exception):
