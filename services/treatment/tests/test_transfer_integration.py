@@ -3,7 +3,7 @@
 The upstream events are written through the runtime's EventStore as the transfer and
 collection services (each on its own PostgreSQL database) and published by the real
 OutboxRelay; the treatment app's consumers read them from the topics. Nothing is faked.
-The numbers are the three-hop example of test_fate.py, now computed over the real path.
+The numbers are worked by hand over the real path (the rule: wastetrail_contracts.fate).
 """
 
 from __future__ import annotations
@@ -131,30 +131,38 @@ async def test_fate_of_a_load_over_real_transfer_events(
 
     fate = (await t.client.get(f"/v1/loads/{l1}/fate", headers=t.auditor())).json()
     tree = fate["tree"]
-    # Hop 1: L1 is 12 000 of 40 000 g scanned → 41 000 × 12 000 / 40 000 = 12 300 g.
-    assert fate["grams"] == tree["grams"] == 12_300
-    # Hop 2: B1 got 24 600 of the 41 000 g → 12 300 × 24 600 / 41 000 = 7 380 g;
-    #        B2 got 16 400 → 4 920 g, dispatched to plant A and not weighed yet.
-    assert _find(tree, "batch", b1)["grams"] == 7_380
+    # The trip is all food: its food share is the 41 000 g net. L1 is 12 000 of the 40 000 g
+    # scanned. Every quantity measured downstream of a batch is shared first among the
+    # batch's trips by allocation (this trip: 24 600 of B1's 50 000 g = 0.492), then among
+    # the trip's food loads by scanned grams (L1: 0.3), each by largest remainder.
+    # B1 at plant A: composted 30 000 → trip 14 760 → L1 4 428; landfilled 12 000 → trip
+    # 5 904 → L1 1 771.2 → 1 771 (the leftover gram goes to L2's .8); 3 000 not treated
+    # yet → trip 1 476 → L1 442.8 → 443. The 5 000 g refused were weighed at plant B at
+    # 4 900 g and incinerated: trip 2 410.8 → 2 411 → L1 723.3 → 723.
+    # B2 (this trip's 16 400 g alone) is on the road: L1 4 920.
+    assert fate["treated_by_method"] == {"composting": 4_428, "sanitary_landfill": 1_771,
+                                         "incineration_energy_recovery": 723}
+    assert _find(tree, "awaiting_treatment")["grams"] == 443
+    assert _find(tree, "accepted")["grams"] == 4_428 + 1_771 + 443
+    assert _find(tree, "refused")["grams"] == 723
+    assert _find(tree, "batch", b1)["grams"] == 4_428 + 1_771 + 443 + 723
     assert _find(tree, "batch", b2)["grams"] == 4_920
     assert _find(_find(tree, "batch", b2), "in_transit")["site_id"] == plant_a
-    # Hop 3: plant A accepted 45 000 / 50 000 → 7 380 × 0.9 = 6 642 g; refused 738 g.
-    assert _find(tree, "accepted")["grams"] == 6_642
-    assert _find(tree, "refused")["grams"] == 738
-    # Hop 4: 6 642 × 30 000/45 000 = 4 428 composted; × 12 000/45 000 = 1 771.2 → 1 771 to
-    # landfill; × 3 000/45 000 = 442.8 → 443 awaiting (the leftover gram goes to the
-    # largest remainder, 0.8). The refused 738 g were all incinerated at plant B.
-    assert fate["treated_by_method"] == {"composting": 4_428, "sanitary_landfill": 1_771,
-                                         "incineration_energy_recovery": 738}
-    assert _find(tree, "awaiting_treatment")["grams"] == 443
-    assert sum(d["grams"] for d in fate["destinations"]) == 12_300
+    # The load's share of what was measured: 12 285 g (its 14.76 g of the 100 g plant B
+    # did not find in the refused part are not invented).
+    assert fate["grams"] == tree["grams"] == 12_285
+    assert sum(d["grams"] for d in fate["destinations"]) == 12_285
     # The path names its actors and places.
     assert fate["trip"]["weighed_site_id"] == "ST-1" and fate["trip"]["weighed_by"] == "st-op-1"
     assert {bt["dispatched_by"] for bt in fate["batches"]} == {"st-op-1"}
     assert _find(tree, "receipt", ra["receipt_id"])["actor"] == f"op-{plant_a}"
     assert fate["load"]["device_id"] == "D-7"
 
-    # The trip's loads share its weighed 41 000 g exactly.
+    # The trip's loads share exactly what was measured of the trip: 41 000 g less its share
+    # of plant B's 100 g (2 460 − 2 411 = 49 g).
     shares = [(await t.client.get(f"/v1/loads/{load}/fate", headers=t.auditor())).json()["grams"]
               for load in (l1, l2, l3)]
-    assert shares == [12_300, 18_450, 10_250] and sum(shares) == 41_000
+    assert shares == [12_285, 18_428, 10_238] and sum(shares) == 40_951
+    every = (await t.client.get(f"/v1/trips/{trip}/fates", headers=t.auditor())).json()
+    assert [f["grams"] for f in sorted(every["loads"], key=lambda f: (f["load"]["load_id"] != l1,
+            f["load"]["load_id"] != l2))] == [12_285, 18_428, 10_238]

@@ -3,7 +3,7 @@
 - `errors`: the rule violations, each naming the offending field.
 - `weighing`: gross − tare → net, and which tare counts.
 - `reconciliation`: net weight against the sum of the scanned loads, with a tolerance.
-- `shares`: a trip's net weight split by category in proportion to its scans.
+- a trip's net weight split by category: `wastetrail_contracts.apportion.category_shares`.
 - `batch`: the container aggregate — one category, allocations with a running total
   per trip, seal, dispatch to a plant that accepts the category.
 - `alarms`: when a trip or a batch is overdue.

@@ -22,7 +22,7 @@ from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_transfer.adapters.tables import Alert, Load, Trip, TripShare
 from wastetrail_transfer.domain.reconciliation import Scans, Tolerance, reconcile
-from wastetrail_transfer.domain.shares import apportion
+from wastetrail_contracts.apportion import category_shares as apportion
 
 
 async def lock_trip(uow: UnitOfWork, trip_id: str) -> Trip:

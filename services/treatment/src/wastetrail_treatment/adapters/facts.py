@@ -7,6 +7,13 @@ from typing import Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.enums import AcceptanceStatus, Category, TreatmentMethod
+from wastetrail_contracts.fate import (
+    BatchFacts,
+    LoadFacts,
+    ReceiptFacts,
+    RedirectFacts,
+    TripFacts,
+)
 
 from wastetrail_treatment.adapters.tables import (
     Allocation,
@@ -26,7 +33,6 @@ from wastetrail_treatment.domain.certificate import (
     TreatmentEntry,
     build_certificate,
 )
-from wastetrail_treatment.domain.fate import BatchFacts, ReceiptFacts, RedirectFacts, TripFacts
 
 # A redirect chain deeper than this is a data error, not a plant network (guards recursion).
 MAX_REDIRECT_DEPTH = 20
@@ -83,31 +89,39 @@ async def receipt_facts(session: AsyncSession, r: Receipt, depth: int = 0) -> Re
 
 
 async def trip_facts(session: AsyncSession, trip: Trip) -> TripFacts:
-    """Everything the fate of a load of this trip depends on."""
+    """Everything the fate of the loads of this trip depends on."""
     loads = (await session.exec(
-        select(col(Load.load_id), col(Load.grams)).where(col(Load.trip_id) == trip.trip_id)
+        select(col(Load.load_id), col(Load.category), col(Load.grams))
+        .where(col(Load.trip_id) == trip.trip_id)
     )).all()
-    rows = (await session.exec(
-        select(Allocation, Batch).join(Batch, col(Batch.batch_id) == col(Allocation.batch_id))
+    mine = (await session.exec(
+        select(Batch).join(Allocation, col(Batch.batch_id) == col(Allocation.batch_id))
         .where(col(Allocation.trip_id) == trip.trip_id)
         .order_by(col(Batch.consolidated_at), col(Batch.batch_id))
     )).all()
+    # Every allocation of those batches: a batch's quantities are shared among its trips.
+    allocations: dict[str, dict[str, int]] = {b.batch_id: {} for b in mine}
+    for a in (await session.exec(
+        select(Allocation).where(col(Allocation.batch_id).in_(list(allocations)))
+    )).all():
+        allocations[a.batch_id][a.trip_id] = a.grams
     batches = []
-    for allocation, batch in rows:
+    for batch in mine:
         receipt = await first_receipt(session, "batch", batch.batch_id)
         batches.append(BatchFacts(
-            batch.batch_id, batch.station_id, allocation.grams, plant_id=batch.plant_id,
+            batch.batch_id, batch.station_id, Category(batch.category),
+            allocations[batch.batch_id], plant_id=batch.plant_id,
             dispatched_at=batch.dispatched_at, actor=batch.dispatched_by,
             receipt=await receipt_facts(session, receipt) if receipt else None))
     direct = await first_receipt(session, "trip", trip.trip_id)
+    at_station = trip.weighed_site == "station"  # a plant weighing belongs to the receipt
     return TripFacts(
         trip_id=trip.trip_id,
-        scanned_total_grams=trip.scanned_total_grams or 0,
-        load_grams={load_id: grams for load_id, grams in loads},
-        # A plant weighing belongs to the direct receipt, not to the station hop.
-        weighed_net_grams=trip.net_grams if trip.weighed_site == "station" else None,
-        weighed_site_id=trip.weighed_site_id if trip.weighed_site == "station" else None,
-        weighed_at=trip.weighed_at if trip.weighed_site == "station" else None,
+        loads=tuple(LoadFacts(load_id, Category(category), grams)
+                    for load_id, category, grams in loads),
+        weighed_net_grams=trip.net_grams if at_station else None,
+        weighed_site_id=trip.weighed_site_id if at_station else None,
+        weighed_at=trip.weighed_at if at_station else None,
         batches=tuple(batches),
         direct_receipt=await receipt_facts(session, direct) if direct else None,
     )

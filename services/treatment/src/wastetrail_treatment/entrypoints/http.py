@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.base import Id
 from wastetrail_contracts.enums import Role
+from wastetrail_contracts.fate import FateNode, leaves, treated_by_method, trip_fates
 from wastetrail_runtime.auth import Principal, require
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import ServiceRuntime, runtime_of
@@ -38,7 +39,6 @@ from wastetrail_treatment.commands import (
     RegisterPlant,
     UpdatePlant,
 )
-from wastetrail_treatment.domain.fate import leaves, load_fate, treated_by_method
 from wastetrail_treatment.entrypoints.certificate_page import certificate_document, render_html
 from wastetrail_treatment.entrypoints.schemas import (
     BatchOut,
@@ -54,6 +54,7 @@ from wastetrail_treatment.entrypoints.schemas import (
     ReceiptOut,
     RedirectOut,
     TreatmentOut,
+    TripFatesOut,
     TripOut,
 )
 from wastetrail_treatment.settings import TreatmentSettings
@@ -320,10 +321,10 @@ async def trip_certificate_html(trip_id: Id, request: Request, principal: Reader
 
 @router.get("/loads/{load_id}/fate", response_model=FateOut, tags=["fate"])
 async def fate_of_load(load_id: Id, request: Request, principal: Auditor) -> FateOut:
-    """Where a load went: trip, batches, plants, and its grams per treatment method.
+    """Where a load went: trip, batches of its category, plants, grams per treatment method.
 
-    Shares are proportional by weight at every hop and rounded with the largest-remainder
-    method, so the destinations sum exactly to the load's grams.
+    The load's share of every quantity measured downstream of its trip's share of its
+    category, rounded with the largest-remainder method (the rule: wastetrail_contracts.fate).
     """
     async with runtime_of(request).db.session() as session:
         load = await session.get(Load, load_id)
@@ -331,11 +332,36 @@ async def fate_of_load(load_id: Id, request: Request, principal: Auditor) -> Fat
             raise not_found("load", load_id, field="load_id")
         trip = await session.get(Trip, load.trip_id) or Trip(trip_id=load.trip_id)
         trip_facts = await facts.trip_facts(session, trip)
-        batches = [await session.get(Batch, b.batch_id) for b in trip_facts.batches]
-    tree = load_fate(load_id, trip_facts)
+        batches = [await session.get(Batch, b.batch_id) for b in trip_facts.batches
+                   if b.category == load.category]
+    return _fate_out(load, trip, [b for b in batches if b is not None],
+                     trip_fates(trip_facts)[load_id])
+
+
+@router.get("/trips/{trip_id}/fates", response_model=TripFatesOut, tags=["fate"])
+async def fates_of_trip(trip_id: Id, request: Request, principal: Auditor) -> TripFatesOut:
+    """The fate of every known load of a trip, computed once for the whole trip."""
+    async with runtime_of(request).db.session() as session:
+        trip = await session.get(Trip, trip_id)
+        if trip is None:
+            raise not_found("trip", trip_id, field="trip_id")
+        loads = (await session.exec(
+            select(Load).where(col(Load.trip_id) == trip_id).order_by(col(Load.load_id))
+        )).all()
+        trip_facts = await facts.trip_facts(session, trip)
+        rows = {b.batch_id: await session.get(Batch, b.batch_id) for b in trip_facts.batches}
+    trees = trip_fates(trip_facts)
+    return TripFatesOut(trip=TripOut.model_validate(trip), loads=[
+        _fate_out(load, trip, [r for r in rows.values()
+                               if r is not None and r.category == load.category],
+                  trees[load.load_id])
+        for load in loads])
+
+
+def _fate_out(load: Load, trip: Trip, batches: list[Batch], tree: FateNode) -> FateOut:
     return FateOut(
         load=LoadOut.model_validate(load), trip=TripOut.model_validate(trip),
-        batches=[BatchOut.model_validate(b) for b in batches if b is not None],
+        batches=[BatchOut.model_validate(b) for b in batches],
         grams=tree.grams,
         treated_by_method={m.value: g for m, g in treated_by_method(tree).items()},
         destinations=[DestinationOut(kind=n.kind, grams=n.grams, ref=n.ref, site_id=n.site_id,

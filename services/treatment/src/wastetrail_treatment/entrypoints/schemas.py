@@ -6,9 +6,9 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from wastetrail_contracts.fate import FateNode
 
 from wastetrail_treatment.adapters.tables import Plant, Receipt, Redirect, TreatmentRecord
-from wastetrail_treatment.domain.fate import FateNode
 
 T = TypeVar("T")
 
@@ -237,7 +237,7 @@ class DestinationOut(BaseModel):
 
 
 class FateOut(BaseModel):
-    """Where a load went: its path and the split of its grams (rounding: see domain/fate)."""
+    """Where a load went: its path and the split of its grams (rule: wastetrail_contracts.fate)."""
 
     load: LoadOut
     trip: TripOut
@@ -247,3 +247,10 @@ class FateOut(BaseModel):
     destinations: list[DestinationOut]
     tree: FateNodeOut
 
+
+
+class TripFatesOut(BaseModel):
+    """The fate of every known load of one trip."""
+
+    trip: TripOut
+    loads: list[FateOut]

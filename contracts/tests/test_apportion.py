@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from wastetrail_treatment.domain.apportion import apportion
+from wastetrail_contracts.apportion import apportion
 
 
 def test_exact_shares_need_no_rounding() -> None:
