@@ -71,7 +71,8 @@ def test_trace_of_a_direct_haul_load(tmp_path: Path) -> None:
     assert trace["batches"] == []
     (receipt,) = trace["direct_receipts"]  # type: ignore[misc]
     # LD1 is 6 of the trip's 10 kg: 3/5 of everything received and treated
-    assert receipt["load_share"] == {"received": 6_000, "accepted": 6_000, "refused": 0}
+    assert receipt["load_share"] == {"received": 6_000, "accepted": 6_000, "refused": 0,
+                                     "treated": {"recycling": 4_200, "sanitary_landfill": 1_800}}
     assert trace["treatment_split"] == {"recycling": 4_200, "sanitary_landfill": 1_800}
     assert trace["weighings"][0]["site"] == "plant"  # type: ignore[index]
     assert trace["notes"] == []

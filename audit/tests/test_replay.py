@@ -30,6 +30,10 @@ pytestmark = pytest.mark.integration
 Records = list[tuple[bytes, bytes]]
 
 
+# T1 was weighed at 102 kg and 100 kg of it allocated (see _scenario).
+HAND_NOTE = "trip T1: 2000 g of its food share were not allocated to any batch"
+
+
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
@@ -271,4 +275,5 @@ def test_a_redelivered_event_is_verified_but_counted_once(
     code, out, _ = run("trace", "L1", "--json", "--projection", summary["projection"])
     assert code == 0
     trace = json.loads(out)
-    assert trace["trip"]["scanned_grams_in_log"] == 100_000 and trace["notes"] == []
+    assert trace["trip"]["scanned_grams_in_log"] == 100_000
+    assert trace["notes"] == [HAND_NOTE] and trace["grams"] == 30_600

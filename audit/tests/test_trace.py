@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
 from _auditlog import ProducedLog
 from typer.testing import CliRunner
 from wastetrail_audit.cli import app
-from wastetrail_audit.trace import batch_fraction, share
-
-
-def test_share_arithmetic_is_exact() -> None:
-    # L1: 30 kg of trip T1 (100 kg scanned); T1 gave 60 kg to B1 (100 kg in all).
-    in_batch, fraction = batch_fraction(30_000, 100_000, 60_000, 100_000)
-    assert in_batch == 18_000 and fraction == Fraction(9, 50)
-    assert share(90_000, fraction) == 16_200
-    assert batch_fraction(1, 0, 60_000, 100_000) == (0, 0)  # a trip with no scans
 
 
 def _trace(log: ProducedLog, tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -62,7 +52,9 @@ def test_trace_of_a_three_hop_load_gives_hand_computed_numbers(
     assert b1["dispatches"][0]["plant_id"] == "pl-1"
     (r1,) = b1["receipts"]
     assert r1["status"] == "PARTIALLY_REFUSED"
-    assert r1["load_share"] == {"received": 18_000, "accepted": 16_200, "refused": 1_800}
+    assert r1["load_share"] == {
+        "received": 18_000, "accepted": 16_200, "refused": 1_800,
+        "treated": {"composting": 10_800, "sanitary_landfill": 3_600, "direct_landfill": 1_800}}
     assert r1["treatments"][0]["load_share"] == {
         "composting": 10_800, "sanitary_landfill": 3_600, "direct_landfill": 1_800}
     (redirect,) = r1["redirections"]
@@ -77,9 +69,26 @@ def test_trace_of_a_three_hop_load_gives_hand_computed_numbers(
         "composting": 10_800, "direct_landfill": 1_800,
         "incineration_energy_recovery": 12_000, "sanitary_landfill": 3_600}
     assert t["treated_grams"] == 28_200 and t["refused_grams"] == 1_800
+    # T1 was weighed at 102 kg, allocated 100 kg: L1 keeps 30/100 × 2 kg = 600 g at st-1,
+    # and 1 800 g refused at pl-1 are on their way to pl-2 (not weighed there yet).
+    assert t["grams"] == 30_600
+    leaves = _leaves(t["fate"])
+    assert ("at_station", 600) in leaves and ("in_transit", 1_800) in leaves
+    assert sum(g for _, g in leaves) == 30_600
     (claim,) = t["claims"]
     assert (claim["claim_id"], claim["status"], claim["treatment_id"]) == ("C1", "credited", "TR1")
-    assert t["direct_receipts"] == [] and t["notes"] == []
+    assert t["direct_receipts"] == []
+    assert t["notes"] == ["trip T1: 2000 g of its food share were not allocated to any batch"]
+
+
+def _leaves(node: dict[str, object]) -> list[tuple[object, int]]:
+    children = node["children"]
+    assert isinstance(children, list)
+    if not children:
+        grams = node["grams"]
+        assert isinstance(grams, int)
+        return [(node["kind"], grams)]
+    return [leaf for c in children for leaf in _leaves(c)]
 
 
 @pytest.mark.integration

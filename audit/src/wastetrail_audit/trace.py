@@ -6,16 +6,17 @@ each batch's dispatch (seal, plant) → the plant's receipt (received / accepted
 refused) → the treatment split, and where a refused part went. A direct-haul trip
 received at a plant skips the station.
 
-A load's share of what happened downstream is proportional (domain.md: "the fate of a
-single load is its share of the batches it travelled in"):
+A load's share of what happened downstream follows the one rule of
+``wastetrail_contracts.fate`` (the treatment service's fate API uses the same): the load
+travels only through the batches of its own category, and every quantity measured
+downstream (grams per treatment method, refused, redirected, in transit...) is shared over
+the batch's allocations and then over the loads of the (trip, category) by largest
+remainder. The trace builds that rule's facts from the log alone. ``fraction_of_batch``
+and ``load_fraction`` are shown for a reader; the grams come from the rule.
 
-* share of a batch, in grams = load grams / trip scanned grams × grams allocated from
-  the trip to the batch, where "trip scanned grams" is the sum of the trip's loads in the log;
-* fraction of the batch = that share / the batch's total grams;
-* share of a receipt quantity or of a treatment method = fraction × that quantity.
-
-Fractions are exact (``fractions.Fraction``); grams are rounded to the nearest gram only
-when shown.
+A receipt is judged against the discrepancy threshold recorded on it
+(``discrepancy_threshold_percent``); events written before it was recorded were judged
+at 10 %, the rule of the time.
 """
 
 from __future__ import annotations
@@ -25,17 +26,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
+from wastetrail_contracts.apportion import apportion, category_shares
+from wastetrail_contracts.enums import Category, TreatmentMethod
+from wastetrail_contracts.fate import (
+    BatchFacts,
+    FateNode,
+    LoadFacts,
+    ReceiptFacts,
+    RedirectFacts,
+    TripFacts,
+    grams_of,
+    treated_by_method,
+    trip_fates,
+)
+
 from wastetrail_audit.records import Failure
 
 LOCAL = timezone(timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh has no DST
-RECEIPT_TOLERANCE = Fraction(10, 100)  # the e-Manifest rule: > 10 % by weight is a discrepancy
+LEGACY_THRESHOLD_PERCENT = 10  # receipts written before the threshold was recorded on them
 
 Json = dict[str, object]
-
-
-def share(quantity: int, fraction: Fraction) -> int:
-    """``quantity × fraction`` rounded to the nearest gram (ties to even)."""
-    return round(quantity * fraction)
 
 
 def trip_fraction(load_grams: int, trip_scanned_grams: int) -> Fraction:
@@ -43,16 +53,6 @@ def trip_fraction(load_grams: int, trip_scanned_grams: int) -> Fraction:
     if trip_scanned_grams <= 0:
         return Fraction(0)
     return Fraction(load_grams, trip_scanned_grams)
-
-
-def batch_fraction(
-    load_grams: int, trip_scanned_grams: int, allocated_grams: int, batch_total_grams: int
-) -> tuple[Fraction, Fraction]:
-    """(the load's share of a batch in grams, its fraction of the batch)."""
-    in_batch = trip_fraction(load_grams, trip_scanned_grams) * allocated_grams
-    if batch_total_grams <= 0:
-        return in_batch, Fraction(0)
-    return in_batch, in_batch / batch_total_grams
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,13 @@ def trace_load(conn: sqlite3.Connection, load_id: str) -> TraceResult:
         notes.append(f"the load was recorded {len(loads)} times; the first record is used")
     grams = int(load["grams"])
     trip_id = str(load["trip_id"])
-    scanned = conn.execute(
-        "SELECT COALESCE(SUM(grams), 0), COUNT(*) FROM loads WHERE trip_id = ?", (trip_id,)
-    ).fetchone()
-    trip_scanned, trip_loads = int(scanned[0]), int(scanned[1])
-    f_trip = trip_fraction(grams, trip_scanned)
+    category = str(load["category"])
+    facts = trip_facts(conn, trip_id)
+    tree = trip_fates(facts)[load_id]
+    same = [x for x in facts.loads if x.category.value == category]
+    trip_scanned = sum(x.grams for x in facts.loads)
+    category_scanned = sum(x.grams for x in same)
+    f_trip = trip_fraction(grams, category_scanned)
 
     data: Json = {
         "load_id": load_id,
@@ -106,65 +108,201 @@ def trace_load(conn: sqlite3.Connection, load_id: str) -> TraceResult:
             "vehicle_id": load["vehicle_id"], **_where(load),
         },
         "generator": _generator(conn, str(load["generator_id"])),
-        "trip": _trip(conn, trip_id, trip_scanned, trip_loads, f_trip),
+        "trip": _trip(conn, trip_id, trip_scanned, len(facts.loads), f_trip)
+        | {"category_scanned_grams": category_scanned, "category_loads": len(same)},
         "weighings": [_weighing(r) for r in _rows(
             conn, "SELECT * FROM trip_weighed WHERE trip_id = ? ORDER BY weighed_in_at", trip_id)],
         "reconciliations": [_reconciliation(r, notes) for r in _rows(
             conn, "SELECT * FROM trip_reconciled WHERE trip_id = ? ORDER BY _offset", trip_id)],
     }
-    split: dict[str, Fraction] = {}
-    refused = Fraction(0)
     batches: list[Json] = []
-    allocations = _rows(
+    allocated_total = 0
+    for row in _rows(
         conn,
         "SELECT a.batch_id, a.grams AS allocated, b.* FROM batch_consolidated_allocations a "
         "JOIN batch_consolidated b ON b._event_id = a._event_id "
-        "WHERE a.trip_id = ? ORDER BY b._occurred_at, b.batch_id", trip_id,
-    )
-    allocated_total = 0
-    for row in allocations:
+        "WHERE a.trip_id = ? AND b.category = ? ORDER BY b._occurred_at, b.batch_id",
+        trip_id, category,
+    ):
         allocated = int(row["allocated"])
         allocated_total += allocated
-        in_batch, fraction = batch_fraction(grams, trip_scanned, allocated, int(row["total_grams"]))
+        batch_id = str(row["batch_id"])
+        node = _node(tree, "batch", batch_id)
         batch: Json = {
-            "batch_id": row["batch_id"], "station_id": row["station_id"],
+            "batch_id": batch_id, "station_id": row["station_id"],
             "category": row["category"], "seal_number": row["seal_number"],
             "consolidated_at": row["_occurred_at"], "actor": _actor(row),
             "trip_allocated_grams": allocated, "batch_total_grams": row["total_grams"],
-            "load_share_grams": round(in_batch), "fraction_of_batch": str(fraction),
+            "load_share_grams": node.grams if node else 0,
+            "fraction_of_batch": str(f_trip * allocated / int(row["total_grams"] or 1)),
             **_where(row),
         }
         batch["dispatches"] = [
             _dispatch(r, row, notes) for r in _rows(
                 conn, "SELECT * FROM batch_dispatched WHERE batch_id = ? ORDER BY _offset",
-                str(row["batch_id"]))
+                batch_id)
         ]
-        receipts = _rows(conn, "SELECT * FROM batch_received WHERE batch_id = ? "
-                               "ORDER BY received_at", str(row["batch_id"]))
-        if not receipts:
-            notes.append(f"batch {row['batch_id']} has no receipt at a plant in the log")
-        batch["receipts"] = [
-            _receipt(conn, r, fraction, split, notes) for r in receipts
-        ]
-        refused += sum((fraction * int(r["refused_grams"]) for r in receipts), Fraction(0))
+        receipt = _first_receipt(conn, "batch_id", batch_id)
+        if receipt is None:
+            notes.append(f"batch {batch_id} has no receipt at a plant in the log")
+        batch["receipts"] = ([_receipt(conn, receipt, node, notes)]
+                             if receipt is not None else [])
         batches.append(batch)
     data["batches"] = batches
-    direct = _rows(conn, "SELECT * FROM batch_received WHERE trip_id = ? ORDER BY received_at",
-                   trip_id)
-    data["direct_receipts"] = [_receipt(conn, r, f_trip, split, notes) for r in direct]
-    refused += sum((f_trip * int(r["refused_grams"]) for r in direct), Fraction(0))
-    if not allocations and not direct:
-        notes.append(f"trip {trip_id} was not allocated to any batch nor received at a plant")
-    elif allocations and allocated_total < trip_scanned:
-        notes.append(f"trip {trip_id}: {trip_scanned - allocated_total} g of its scanned "
-                     "weight were not allocated to any batch")
-    data["treatment_split"] = {m: round(g) for m, g in sorted(split.items())}
-    data["treated_grams"] = round(sum(split.values(), Fraction(0)))
-    data["refused_grams"] = round(refused)
+    direct = _first_receipt(conn, "trip_id", trip_id)
+    data["direct_receipts"] = ([_receipt(conn, direct, tree, notes)]
+                               if direct is not None else [])
+    category_share = _category_share(facts, category)
+    if not batches and direct is None:
+        notes.append(f"trip {trip_id}: its {category} was not allocated to any batch "
+                     "nor received at a plant")
+    elif batches and allocated_total < category_share:
+        notes.append(f"trip {trip_id}: {category_share - allocated_total} g of its {category} "
+                     "share were not allocated to any batch")
+    data["fate"] = _tree_json(tree)
+    data["grams"] = tree.grams
+    data["treatment_split"] = {m.value: g for m, g in sorted(treated_by_method(tree).items())}
+    data["treated_grams"] = sum(treated_by_method(tree).values())
+    data["refused_grams"] = grams_of(tree, "refused")
     data["claims"] = _claims(conn, load_id)
     data["alerts"] = _alerts(conn, load_id, trip_id, [str(b["batch_id"]) for b in batches])
     data["notes"] = notes
     return TraceResult(True, data)
+
+
+# -- the rule's facts, from the log -------------------------------------------------------
+
+
+def trip_facts(conn: sqlite3.Connection, trip_id: str) -> TripFacts:
+    """What the log says of a trip, as the facts of ``wastetrail_contracts.fate``."""
+    seen: dict[str, LoadFacts] = {}
+    for r in _rows(conn, "SELECT load_id, category, grams FROM load_collected "
+                         "WHERE trip_id = ? ORDER BY _topic, _partition, _offset", trip_id):
+        seen.setdefault(str(r["load_id"]), LoadFacts(str(r["load_id"]), Category(r["category"]),
+                                                     int(r["grams"])))
+    weighing = conn.execute(
+        "SELECT net_grams, site, site_id, weighed_in_at FROM trip_weighed WHERE trip_id = ? "
+        "AND site = 'station' ORDER BY _offset DESC LIMIT 1", (trip_id,)).fetchone()
+    batches = []
+    for b in _rows(conn, "SELECT b.* FROM batch_consolidated_allocations a "
+                         "JOIN batch_consolidated b ON b._event_id = a._event_id "
+                         "WHERE a.trip_id = ? ORDER BY b._occurred_at, b.batch_id", trip_id):
+        batch_id = str(b["batch_id"])
+        allocations = {str(a["trip_id"]): int(a["grams"]) for a in _rows(
+            conn, "SELECT trip_id, grams FROM batch_consolidated_allocations "
+                  "WHERE _event_id = ?", b["_event_id"])}
+        dispatch = conn.execute(
+            "SELECT plant_id, dispatched_at, _actor_id FROM batch_dispatched WHERE batch_id = ? "
+            "ORDER BY _offset LIMIT 1", (batch_id,)).fetchone()
+        receipt = _first_receipt(conn, "batch_id", batch_id)
+        batches.append(BatchFacts(
+            batch_id, str(b["station_id"]), Category(b["category"]), allocations,
+            plant_id=str(dispatch["plant_id"]) if dispatch else None,
+            dispatched_at=_time(dispatch["dispatched_at"]) if dispatch else None,
+            actor=dispatch["_actor_id"] if dispatch else None,
+            receipt=receipt_facts(conn, receipt) if receipt is not None else None))
+    direct = _first_receipt(conn, "trip_id", trip_id)
+    return TripFacts(
+        trip_id, tuple(seen.values()),
+        weighed_net_grams=int(weighing["net_grams"]) if weighing else None,
+        weighed_site_id=str(weighing["site_id"]) if weighing else None,
+        weighed_at=_time(weighing["weighed_in_at"]) if weighing else None,
+        batches=tuple(batches),
+        direct_receipt=receipt_facts(conn, direct) if direct is not None else None)
+
+
+def _first_receipt(conn: sqlite3.Connection, column: str, subject: str) -> sqlite3.Row | None:
+    """A batch's (or direct-haul trip's) own receipt, not the receipt of a redirected part.
+
+    Redirected parts carry the batch id too; newer receipts say which redirect they weighed
+    (``redirect_id``), and in older logs the batch's own receipt is the earliest.
+    """
+    other = "trip_id" if column == "batch_id" else "batch_id"
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT * FROM batch_received WHERE {column} = ? AND {other} IS NULL "
+        "AND redirect_id IS NULL ORDER BY received_at, _offset LIMIT 1", (subject,)).fetchone()
+    return row
+
+
+def receipt_facts(conn: sqlite3.Connection, r: sqlite3.Row, depth: int = 0) -> ReceiptFacts:
+    """A receipt, its treatment totals and its redirects (followed to their receipts)."""
+    receipt_id = str(r["receipt_id"])
+    totals: dict[TreatmentMethod, int] = {}
+    last: str | None = None
+    for t in _rows(conn, "SELECT _event_id, treated_at FROM treatment_recorded "
+                         "WHERE receipt_id = ? ORDER BY treated_at", receipt_id):
+        last = str(t["treated_at"])
+        for m in _rows(conn, "SELECT key, value FROM treatment_recorded_methods "
+                             "WHERE _event_id = ?", t["_event_id"]):
+            method = TreatmentMethod(m["key"])
+            totals[method] = totals.get(method, 0) + int(m["value"])
+    redirects = []
+    for x in _rows(conn, "SELECT * FROM refused_waste_redirected WHERE receipt_id = ? "
+                         "ORDER BY redirected_at, _offset", receipt_id):
+        nested = _redirect_receipt(conn, r, x) if depth < 20 else None
+        redirects.append(RedirectFacts(
+            f"{receipt_id}/{x['_offset']}", int(x["grams"]),
+            "plant" if x["destination_kind"] == "plant" else "station",
+            str(x["destination_id"]), _time(x["redirected_at"]), actor=x["_actor_id"],
+            receipt=receipt_facts(conn, nested, depth + 1) if nested is not None else None))
+    return ReceiptFacts(
+        receipt_id, str(r["plant_id"]), int(r["received_grams"]), int(r["accepted_grams"]),
+        int(r["refused_grams"]), _time(r["received_at"]), actor=r["_actor_id"],
+        treated=tuple((m, totals[m]) for m in TreatmentMethod if m in totals),
+        last_treated_at=_time(last) if last else None, redirects=tuple(redirects))
+
+
+def _redirect_receipt(conn: sqlite3.Connection, source: sqlite3.Row, x: sqlite3.Row
+                      ) -> sqlite3.Row | None:
+    """The destination plant's receipt of a redirected part.
+
+    The log names the redirect on both events (``redirect_id``); older logs are matched
+    by subject, plant and time: the first later receipt of the same batch (or trip) at
+    the destination plant.
+    """
+    if x["destination_kind"] != "plant":
+        return None
+    if x["redirect_id"] is not None:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM batch_received WHERE redirect_id = ? ORDER BY _offset LIMIT 1",
+            (x["redirect_id"],)).fetchone()
+        return row
+    column = "batch_id" if source["batch_id"] is not None else "trip_id"
+    legacy: sqlite3.Row | None = conn.execute(
+        f"SELECT * FROM batch_received WHERE {column} = ? AND plant_id = ? "
+        "AND receipt_id != ? AND redirect_id IS NULL AND received_at >= ? "
+        "ORDER BY received_at, _offset LIMIT 1",
+        (source[column], x["destination_id"], source["receipt_id"], x["redirected_at"]),
+    ).fetchone()
+    return legacy
+
+
+def _category_share(facts: TripFacts, category: str) -> int:
+    scanned: dict[Category, int] = {}
+    for x in facts.loads:
+        scanned[x.category] = scanned.get(x.category, 0) + x.grams
+    if facts.weighed_net_grams is None:
+        return scanned.get(Category(category), 0)
+    return category_shares(facts.weighed_net_grams, scanned).get(Category(category), 0)
+
+
+def _time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _node(tree: FateNode, kind: str, ref: str | None) -> FateNode | None:
+    if tree.kind == kind and tree.ref == ref:
+        return tree
+    for child in tree.children:
+        found = _node(child, kind, ref)
+        if found is not None:
+            return found
+    return None
+
+
+def _tree_json(node: FateNode) -> Json:
+    return {"kind": node.kind, "grams": node.grams, "ref": node.ref, "site_id": node.site_id,
+            "children": [_tree_json(c) for c in node.children]}
 
 
 def _generator(conn: sqlite3.Connection, generator_id: str) -> Json | None:
@@ -223,39 +361,56 @@ def _dispatch(row: sqlite3.Row, batch: sqlite3.Row, notes: list[str]) -> Json:
             "vehicle_id": row["vehicle_id"], "actor": _actor(row), **_where(row)}
 
 
-def _receipt(conn: sqlite3.Connection, row: sqlite3.Row, fraction: Fraction,
-             split: dict[str, Fraction], notes: list[str]) -> Json:
+def _receipt(conn: sqlite3.Connection, row: sqlite3.Row, within: FateNode | None,
+             notes: list[str]) -> Json:
+    """One receipt with the load's share of it (``within``: the tree node above it)."""
     receipt_id = str(row["receipt_id"])
+    node = _node(within, "receipt", receipt_id) if within is not None else None
     declared, received = int(row["declared_grams"]), int(row["received_grams"])
-    if declared and abs(received - declared) > RECEIPT_TOLERANCE * declared:
-        notes.append(f"receipt {receipt_id}: received {received} g of {declared} g declared")
-    treatments = []
-    for t in _rows(conn, "SELECT * FROM treatment_recorded WHERE receipt_id = ? "
-                         "ORDER BY treated_at", receipt_id):
-        methods = {
-            str(m["key"]): int(m["value"]) for m in _rows(
-                conn, "SELECT key, value FROM treatment_recorded_methods WHERE _event_id = ?",
-                t["_event_id"])
-        }
-        for method, grams in methods.items():
-            split[method] = split.get(method, Fraction(0)) + fraction * grams
-        treatments.append({
-            "treatment_id": t["treatment_id"], "treated_at": t["treated_at"],
-            "plant_id": t["plant_id"], "methods": methods,
-            "load_share": {m: share(g, fraction) for m, g in methods.items()},
-            "energy_kwh": t["energy_kwh"], "residue_grams": t["residue_grams"],
-            "actor": _actor(t), **_where(t),
-        })
-    redirections = [
-        {"grams": r["grams"], "load_share_grams": share(int(r["grams"]), fraction),
-         "destination_kind": r["destination_kind"], "destination_id": r["destination_id"],
-         "redirected_at": r["redirected_at"], "actor": _actor(r), **_where(r)}
-        for r in _rows(conn, "SELECT * FROM refused_waste_redirected WHERE receipt_id = ? "
-                             "ORDER BY redirected_at", receipt_id)
-    ]
+    recorded = row["discrepancy_threshold_percent"]
+    threshold = LEGACY_THRESHOLD_PERCENT if recorded is None else int(recorded)
+    if abs(received - declared) * 100 > threshold * declared:
+        notes.append(f"receipt {receipt_id}: received {received} g of {declared} g declared "
+                     f"(more than the {threshold} % in force)")
+    accepted_node = _child(node, "accepted")
+    treated_share = ({leaf.ref: leaf.grams for leaf in accepted_node.children
+                      if leaf.kind == "treated" and leaf.ref is not None}
+                     if accepted_node is not None else {})
+    records = _rows(conn, "SELECT * FROM treatment_recorded WHERE receipt_id = ? "
+                          "ORDER BY treated_at", receipt_id)
+    per_record = [{str(m["key"]): int(m["value"]) for m in _rows(
+        conn, "SELECT key, value FROM treatment_recorded_methods WHERE _event_id = ?",
+        t["_event_id"])} for t in records]
+    # The load's grams of a method at this receipt, shown per record by the record's grams.
+    shown: list[dict[str, int]] = [{} for _ in records]
+    for method, mine in treated_share.items():
+        weights = [methods.get(method, 0) for methods in per_record]
+        if sum(weights):
+            for k, part in enumerate(apportion(mine, weights)):
+                if weights[k]:
+                    shown[k][method] = part
+    treatments = [{
+        "treatment_id": t["treatment_id"], "treated_at": t["treated_at"],
+        "plant_id": t["plant_id"], "methods": methods, "load_share": share_,
+        "energy_kwh": t["energy_kwh"], "residue_grams": t["residue_grams"],
+        "actor": _actor(t), **_where(t),
+    } for t, methods, share_ in zip(records, per_record, shown, strict=True)]
+    refused_node = _child(node, "refused")
+    redirections = []
+    for x in _rows(conn, "SELECT * FROM refused_waste_redirected WHERE receipt_id = ? "
+                         "ORDER BY redirected_at, _offset", receipt_id):
+        kind = "redirected" if x["destination_kind"] == "plant" else "returned_to_station"
+        step = (_node(refused_node, kind, f"{receipt_id}/{x['_offset']}")
+                if refused_node is not None else None)
+        onward = _redirect_receipt(conn, row, x)
+        redirections.append({
+            "grams": x["grams"], "load_share_grams": step.grams if step else 0,
+            "destination_kind": x["destination_kind"], "destination_id": x["destination_id"],
+            "redirected_at": x["redirected_at"], "actor": _actor(x), **_where(x),
+            "receipt": _receipt(conn, onward, step, notes) if onward is not None else None})
     returns = [
-        {"grams": r["grams"], "load_share_grams": share(int(r["grams"]), fraction),
-         "station_id": r["station_id"], "returned_at": r["returned_at"], **_where(r)}
+        {"grams": r["grams"], "station_id": r["station_id"], "returned_at": r["returned_at"],
+         **_where(r)}
         for r in _rows(conn, "SELECT * FROM refused_waste_returned WHERE receipt_id = ?",
                        receipt_id)
     ]
@@ -263,15 +418,23 @@ def _receipt(conn: sqlite3.Connection, row: sqlite3.Row, fraction: Fraction,
         "receipt_id": receipt_id, "plant_id": row["plant_id"], "received_at": row["received_at"],
         "status": row["status"], "declared_grams": declared, "received_grams": received,
         "accepted_grams": row["accepted_grams"], "refused_grams": row["refused_grams"],
-        "refusal_reason": row["refusal_reason"], "actor": _actor(row),
+        "refusal_reason": row["refusal_reason"], "discrepancy_threshold_percent": threshold,
+        "actor": _actor(row),
         "load_share": {
-            "received": share(received, fraction),
-            "accepted": share(int(row["accepted_grams"]), fraction),
-            "refused": share(int(row["refused_grams"]), fraction),
+            "received": node.grams if node else 0,
+            "accepted": accepted_node.grams if accepted_node else 0,
+            "refused": refused_node.grams if refused_node else 0,
+            "treated": treated_share,
         },
         "treatments": treatments, "redirections": redirections, "returns": returns,
         **_where(row),
     }
+
+
+def _child(node: FateNode | None, kind: str) -> FateNode | None:
+    if node is None:
+        return None
+    return next((c for c in node.children if c.kind == kind), None)
 
 
 def _claims(conn: sqlite3.Connection, load_id: str) -> list[Json]:
@@ -418,9 +581,12 @@ def _render_receipt(out: list[str], r: Json) -> None:
         out.append(f"  9. refused part redirected {local_time(x['redirected_at'])} to "
                    f"{x['destination_kind']} {x['destination_id']}: {kg(x['grams'])}, load "
                    f"share {kg(x['load_share_grams'])}")
+        onward = x.get("receipt")
+        if isinstance(onward, dict):
+            _render_receipt(out, onward)
     for x in _list(r["returns"]):
         out.append(f"  9. refused part returned to station {x['station_id']}: "
-                   f"{kg(x['grams'])}, load share {kg(x['load_share_grams'])}")
+                   f"{kg(x['grams'])}")
 
 
 def _dict(value: object) -> Json:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from wastetrail_contracts.apportion import category_shares as apportion
 from wastetrail_contracts.enums import Category
 from wastetrail_transfer.domain.alarms import (
     AlarmDelays,
@@ -17,7 +18,6 @@ from wastetrail_transfer.domain.alarms import (
 from wastetrail_transfer.domain.batch import Batch, BatchStatus, Plant, TripShare
 from wastetrail_transfer.domain.errors import Conflict, Invalid
 from wastetrail_transfer.domain.reconciliation import Scans, Tolerance, reconcile
-from wastetrail_contracts.apportion import category_shares as apportion
 from wastetrail_transfer.domain.weighing import choose_tare, net_weight
 
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

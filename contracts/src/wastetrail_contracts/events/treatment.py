@@ -64,6 +64,13 @@ class BatchReceived(Event):
     refusal_reason: Text = ""
     received_at: UtcDatetime
     over_capacity: bool = False
+    # The refused part of another receipt that this receipt weighed (absent: a batch or
+    # a direct-haul trip arriving). Absent in events written before it was recorded.
+    redirect_id: Id | None = None
+    # The discrepancy threshold in force when the plant weighed it (percent of declared):
+    # the trace and the report judge the receipt by this, not by their own setting.
+    # Absent in events written before it was recorded (the rule then was 10 %).
+    discrepancy_threshold_percent: Annotated[int, Field(ge=0, le=100)] | None = None
 
     @model_validator(mode="after")
     def _quantities_add_up(self) -> BatchReceived:
@@ -113,6 +120,9 @@ class RefusedWasteRedirected(Event):
     destination_kind: Literal["station", "plant"]
     destination_id: Id
     redirected_at: UtcDatetime
+    # Names the redirect for the destination plant's receipt (BatchReceived.redirect_id).
+    # Absent in events written before it was recorded.
+    redirect_id: Id | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> RefusedWasteRedirected:

@@ -206,6 +206,8 @@ async def receive(uow: UnitOfWork, plant_id: str, cmd: ReceiveDelivery, actor: A
         accepted_grams=acceptance.accepted_grams, refused_grams=acceptance.refused_grams,
         status=acceptance.status, refusal_reason=acceptance.refusal_reason,
         received_at=now, over_capacity=over,
+        redirect_id=delivery.redirect.redirect_id if delivery.redirect else None,
+        discrepancy_threshold_percent=tolerance_percent,
     )]
     events += _alerts(receipt, plant, delivery.declared_grams, before, tolerance_percent)
     if delivery.weighing is not None:
@@ -424,7 +426,7 @@ async def redirect_refused(uow: UnitOfWork, receipt_id: str, cmd: RedirectRefuse
     await uow.record(receipt_id, [RefusedWasteRedirected(
         receipt_id=receipt_id, plant_id=receipt.plant_id, batch_id=receipt.batch_id,
         trip_id=receipt.trip_id, grams=grams, destination_kind=cmd.destination_kind,
-        destination_id=destination_id, redirected_at=now,
+        destination_id=destination_id, redirected_at=now, redirect_id=redirect_id,
     )], actor=actor)
     return redirect
 

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from wastetrail_contracts import SYSTEM_ACTOR
+from wastetrail_contracts.apportion import category_shares as apportion
 from wastetrail_contracts.enums import AlertKind, Category, CustodySite
 from wastetrail_contracts.envelope import uuid7
 from wastetrail_contracts.events.custody import (
@@ -22,7 +23,6 @@ from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_transfer.adapters.tables import Alert, Load, Trip, TripShare
 from wastetrail_transfer.domain.reconciliation import Scans, Tolerance, reconcile
-from wastetrail_contracts.apportion import category_shares as apportion
 
 
 async def lock_trip(uow: UnitOfWork, trip_id: str) -> Trip:
