@@ -189,10 +189,14 @@ def simulate(
     out: Annotated[str, typer.Option()] = "out/demo",
 ) -> None:
     """Run a simulated province through the real HTTP APIs."""
+    from wastetrail_runtime.settings import ServiceSettings
+
     from wastetrail.simulate import run_simulation
 
-    result = asyncio.run(run_simulation(seed=seed, households=households, days=days, out=out))
-    typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    result = asyncio.run(run_simulation(seed=seed, households=households, days=days, out=out,
+                                        kafka_bootstrap=ServiceSettings().kafka_bootstrap_servers))
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    typer.echo(json.dumps(public, ensure_ascii=False, indent=2))
 
 
 @app.command()

@@ -112,6 +112,12 @@ def _audit(args: list[str], limit: float = 180) -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
+def _bootstrap() -> str:
+    from wastetrail_runtime.settings import ServiceSettings
+
+    return ServiceSettings().kafka_bootstrap_servers
+
+
 def run_demo() -> int:
     """Up, simulate, audit, summarise; leaves the services running. 0 on success."""
     from wastetrail_contracts.enums import Role
@@ -119,6 +125,7 @@ def run_demo() -> int:
 
     from wastetrail.simulate import run_simulation
     from wastetrail.simulate.province import _secret
+    from wastetrail.simulate.truth import FateTruth, trace_fates
 
     began = time.monotonic()
     print("== resetting: the demo resets its own data (services, their databases, topics)",
@@ -130,7 +137,8 @@ def run_demo() -> int:
         print(f"   ! {problem}", flush=True)
     print(f"== simulating {HOUSEHOLDS} households for {DAYS} days (seed {SEED})", flush=True)
     try:
-        sim = asyncio.run(run_simulation(SEED, HOUSEHOLDS, DAYS, str(OUT)))
+        sim = asyncio.run(run_simulation(SEED, HOUSEHOLDS, DAYS, str(OUT),
+                                         kafka_bootstrap=_bootstrap()))
     except Exception as exc:
         print(f"simulation failed: {exc}", flush=True)
         return 1
@@ -153,15 +161,31 @@ def run_demo() -> int:
         why = lines[-1] if ok or not lines else next(
             (ln for ln in lines if "Error" in ln or "No such" in ln), lines[-1])
         print(f"   audit {name}: {'ok' if ok else 'FAILED'} {why}"[:200], flush=True)
+    # Every load's trace, from the replayed log alone, against the simulator's truth.
+    kept = sim.pop("_truth")
+    assert isinstance(kept, tuple)
+    truth: FateTruth = kept[0]
+    loads: dict[str, dict[str, object]] = kept[1]
+    traces = trace_fates(str(Path(".local/audit/projection.sqlite")), sorted(loads))
+    trace_mismatches = truth.mismatches(loads, traces, "audit trace")
+    print(f"   audit trace of every load: {len(traces)} traced, "
+          f"{len(trace_mismatches)} mismatch(es) with the simulator's truth", flush=True)
     billing: dict[str, object] = dict(sim.get("billing") or {})  # type: ignore[call-overload]
     epr: dict[str, object] = dict(sim.get("epr") or {})  # type: ignore[call-overload]
     late: dict[str, object] = dict(sim.get("late_sync") or {})  # type: ignore[call-overload]
     pays: dict[str, object] = dict(billing.get("payments") or {})  # type: ignore[call-overload]
-    integrity_ok = bool(audit["replay"]["ok"]) and sim["loads_accounted"] == sim["loads_collected"]
+    fate_mismatches = int(str(sim["fate_mismatches"])) + len(trace_mismatches)
+    integrity_ok = (bool(audit["replay"]["ok"]) and fate_mismatches == 0
+                    and sim["fate_checked"] == sim["loads_collected"] == len(traces))
     summary = {
         "loads_collected": sim["loads_collected"], "loads_accounted": sim["loads_accounted"],
         "loads_sent": sim["loads_sent"], "duplicates": sim["duplicates"],
         "refusals": sim["refusals"], "integrity_ok": integrity_ok,
+        # Every load's fate (the API) and trace (the log) against the simulator's truth.
+        "fate_checked": sim["fate_checked"], "traces_checked": len(traces),
+        "fate_mismatches": fate_mismatches,
+        "fate_mismatch_examples": [*sim["fate_mismatch_examples"],  # type: ignore[misc]
+                                   *trace_mismatches][:10],
         # `audit verify-balances`: billing's balances against those recomputed from the log.
         "balances_verified": bool(audit["verify-balances"]["ok"]),
         # `audit verify-invoices`: the invoices' fees against the tariff applied to the log.
@@ -193,7 +217,8 @@ def run_demo() -> int:
     (OUT / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2),
                                       encoding="utf-8")
     print("== summary", flush=True)
-    for key in ("loads_collected", "loads_accounted", "duplicates", "refusals", "integrity_ok",
+    for key in ("loads_collected", "loads_accounted", "fate_checked", "traces_checked",
+                "fate_mismatches", "duplicates", "refusals", "integrity_ok",
                 "balances_verified", "invoices_verified",
                 "tonnes_by_method", "direct_landfill_share", "target", "invoices",
                 "invoices_skipped", "invoices_total_vnd", "expected_invoices_total_vnd",

@@ -100,7 +100,8 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     ep = Endpoints(collection=services["collection"], transfer=services["transfer"],
                    treatment=services["treatment"], billing=services["billing"])
     truth = await simulate(seed=7, households=20, days=2, ep=ep, secret=SECRET, log=False,
-                           pay=False)
+                           pay=False, kafka_bootstrap=kafka_bootstrap,
+                           topic_prefix=f"{topic_prefix}e2e.")
 
     collected = truth["loads_collected"]
     assert isinstance(collected, int) and collected > 40
@@ -108,6 +109,9 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     # Three scans per trip are re-sent (3 vehicles × 2 days).
     assert truth["duplicates"] == 18 and truth["loads_sent"] == collected + 18
     # Every collected load is at a plant (fate API), in a station, or in a custody alert.
+    # Every load's fate (the API) equals what the simulator knows it became.
+    assert truth["fate_checked"] == collected
+    assert truth["fate_mismatches"] == 0, truth["fate_mismatch_examples"]
     assert truth["loads_accounted"] == collected, truth["unaccounted_loads"]
     treated = truth["tonnes_by_method"]
     assert isinstance(treated, dict) and treated.get("composting", 0) > 0
@@ -175,22 +179,16 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     assert priced.exit_code == 0, priced.output
     assert json.loads(priced.output)["account_months"] == billing["issued"] > 0
 
-    # The trace of a load from the log alone agrees with what the treatment service says.
-    load_id = str(returns[0]["load_id"])
-    traced = await asyncio.to_thread(runner.invoke, audit, [
-        "trace", load_id, "--json", *common, "--work-dir", str(tmp_path / "t")])
-    assert traced.exit_code == 0, traced.output
-    trace = json.loads(traced.output)
-    async with httpx.AsyncClient() as client:
-        fate_response = await client.get(
-            f"{services['treatment']}/v1/loads/{load_id}/fate",
-            headers={"authorization": f"Bearer {token}"})
-    assert fate_response.status_code == 200, fate_response.text
-    fate = fate_response.json()
-    assert trace["batches"][0]["batch_id"] == fate["batches"][0]["batch_id"]
-    api_split = {m: g for m, g in fate["treated_by_method"].items() if g}
-    assert set(trace["treatment_split"]) == set(api_split)
-    for method, grams in api_split.items():
-        # Both apportion the same integers; they may round the last gram differently.
-        assert abs(trace["treatment_split"][method] - grams) <= 2, (method, trace, fate)
-    assert "recycling" in api_split  # a returned bottle's load was recycled (EPR confirmed)
+    # The trace of every load, from the log alone, equals the simulator's truth too.
+    from wastetrail.simulate.truth import FateTruth, trace_fates
+
+    kept = truth["_truth"]
+    assert isinstance(kept, tuple)
+    facts: FateTruth = kept[0]
+    loads: dict[str, dict[str, object]] = kept[1]
+    projection = str(tmp_path / "r" / "projection.sqlite")
+    traces = await asyncio.to_thread(trace_fates, projection, sorted(loads))
+    assert len(traces) == collected
+    assert facts.mismatches(loads, traces, "audit trace") == []
+    # A returned bottle's load was recycled (the EPR claim was confirmed by that treatment).
+    assert traces[str(returns[0]["load_id"])].get("recycling", 0) > 0

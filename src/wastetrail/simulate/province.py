@@ -26,6 +26,7 @@ from wastetrail_runtime.auth import issue_token
 
 from wastetrail.simulate import epr as epr_api
 from wastetrail.simulate.month_end import bill_late_loads, expected_invoices, month_end
+from wastetrail.simulate.truth import FateTruth, wait_for_consumers
 
 # domain.md: food ~55 %, other ~25 %, recyclable ~15 %, hazardous ~1 % (bulky is rare
 # and collected on request), i.e. ~96 % of what a household generates is sorted into
@@ -158,12 +159,16 @@ def _secret() -> str:
 
 async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret: str,
                    run: str | None = None, log: bool = True,
-                   fate_check: str = "every", with_billing: bool = True, pay: bool = True,
-                   late_sync: bool = True) -> dict[str, object]:
+                   with_billing: bool = True, pay: bool = True, late_sync: bool = True,
+                   kafka_bootstrap: str | None = None, topic_prefix: str = "",
+                   ) -> dict[str, object]:
     """Run the province for ``days`` days through the services; return the ground truth.
 
     ``late_sync``: one device (in a ward priced per kg) syncs its last day's trip only
-    after the month was invoiced, so billing bills those loads with supplementary invoices."""
+    after the month was invoiced, so billing bills those loads with supplementary invoices.
+    ``kafka_bootstrap``: where to read the consumers' positions before the fate of every
+    load is checked against the simulator's truth (without it, the check waits on the
+    services' answers only)."""
     # Ids are deterministic from the seed: the demo starts from an empty province.
     run = run or f"s{seed}"
     p = build_province(seed, households, run)
@@ -187,7 +192,6 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         plants = {pid: Api(client, ep.treatment, tok(f"op-{pid}", Role.PLANT_OPERATOR,
                                                      site_id=pid)) for pid in p.plants}
         auditor_t = Api(client, ep.treatment, tok("sim-auditor", Role.AUDITOR))
-        auditor_tr = Api(client, ep.transfer, tok("sim-auditor", Role.AUDITOR))
 
         # --- registries -------------------------------------------------------------
         say(f"registering {len(p.generators)} generators, 1 collector, "
@@ -231,6 +235,7 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         for g in p.generators:
             by_gen[g.commune].append(g)
         batches_done: list[Json] = []
+        truth = FateTruth()
         partial_done = False
         method_grams: dict[str, int] = defaultdict(int)
 
@@ -297,6 +302,7 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             trips.append((trip_id, vid, tare, scanned))
             # Weighbridge: gross within a fraction of a percent of tare + scans.
             gross = tare + scanned + rng.randint(-scanned // 400, scanned // 400)
+            truth.trip_net[trip_id] = gross - tare
             await _retry("weigh in", partial(
                 station.call, "POST", f"/v1/stations/{p.station}/weighings",
                 {"trip_id": trip_id, "vehicle_id": vid, "gross_grams": gross}))
@@ -323,6 +329,7 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                 batch = await station.json("POST", f"/v1/stations/{p.station}/batches",
                                            {"category": cat})
                 bid = str(batch["batch_id"])
+                truth.batches[bid] = (cat, list(tids))
                 for t in tids:
                     await station.call("POST", f"/v1/batches/{bid}/allocations", {"trip_id": t})
                 await station.call("POST", f"/v1/batches/{bid}/seal",
@@ -412,7 +419,8 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             rec = await _retry("receive", lambda: api.json(
                 "POST", f"/v1/plants/{plant}/receipts", body))
             rid = str(rec["receipt_id"])
-            await _treat(api, rid, plant, int(rec["accepted_grams"]), str(b["category"]))
+            bid = str(b["batch_id"])
+            await _treat(api, rid, plant, int(rec["accepted_grams"]), str(b["category"]), bid)
             if partial:
                 red = await api.json("POST", f"/v1/receipts/{rid}/redirects",
                                      {"destination_kind": "plant", "destination_id": PLANT_B})
@@ -422,9 +430,10 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                     {"redirect_id": red["redirect_id"], "measured_grams": red["grams"],
                      "status": "ACCEPTED"}))
                 await _treat(b_api, str(rec2["receipt_id"]), PLANT_B,
-                             int(rec2["accepted_grams"]), "food")
+                             int(rec2["accepted_grams"]), "food", bid)
 
-        async def _treat(api: Api, rid: str, plant: str, grams: int, cat: str) -> None:
+        async def _treat(api: Api, rid: str, plant: str, grams: int, cat: str,
+                         batch_id: str) -> None:
             if grams <= 0:
                 return
             if plant == PLANT_A:
@@ -440,59 +449,11 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             await api.call("POST", f"/v1/receipts/{rid}/treatments", {"methods": split})
             for k, v in split.items():
                 method_grams[k] += v
+                truth.treated[batch_id][k] += v
 
         say(f"plants receiving {len(batches_done)} batches")
         for b in batches_done:
             await receive(b)
-
-        # --- accounting: every load at a plant, in a station, or in an alert ----------
-        at_plant = 0
-        unaccounted: list[str] = []
-        fsem = asyncio.Semaphore(6)
-
-        async def account_for(lids: list[str]) -> None:
-            nonlocal at_plant
-            say(f"checking the fate of {len(lids)} loads")
-            alerts = await auditor_tr.json("GET", "/v1/alerts?limit=500")
-            alerted = {str(a["subject_id"]) for a in alerts.get("items", [])}
-
-            async def fate(lid: str) -> None:
-                nonlocal at_plant
-                async with fsem:
-                    async def one() -> Json:
-                        f = await auditor_t.json("GET", f"/v1/loads/{lid}/fate")
-                        if not f.get("treated_by_method") and not f.get("destinations"):
-                            raise RuntimeError(f"load {lid} not yet at a plant")
-                        return f
-                    try:
-                        await _retry("fate", one, limit=20)
-                        at_plant += 1
-                    except RuntimeError:
-                        if str(truth_loads[lid]["trip"]) in alerted or lid in alerted:
-                            at_plant += 1
-                        else:
-                            unaccounted.append(lid)
-            # The fate API answers in about a second per load under load; a load's fate is
-            # its share of its trip's batches of its category, so the demo may ask once per
-            # (trip, category) and count the group's loads with it (fate_check="group").
-            groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for lid in lids:
-                facts = truth_loads[lid]
-                groups[(str(facts["trip"]), str(facts["category"]))].append(lid)
-            if fate_check == "group":
-                async def group(members: list[str]) -> None:
-                    nonlocal at_plant
-                    before = at_plant
-                    await fate(members[0])
-                    if at_plant > before:
-                        at_plant += len(members) - 1
-                    else:
-                        unaccounted.extend(members[1:])
-                await asyncio.gather(*(group(m) for m in groups.values()))
-            else:
-                await asyncio.gather(*(fate(lid) for lid in lids))
-
-        await account_for(list(truth_loads))
 
         # --- month end: billing ------------------------------------------------------
         gens = [{"generator_id": g.generator_id, "commune": g.commune,
@@ -538,7 +499,6 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
             arrived = [lid for lid in truth_loads if lid not in synced]
             for lid in arrived:
                 truth_loads[lid]["generator_id"] = tag_to_id[str(truth_loads[lid]["generator"])]
-            await account_for(arrived)
             if with_billing and "error" not in billing:
                 try:
                     late = await bill_late_loads(
@@ -550,6 +510,16 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                 except Exception as exc:
                     late = {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
+        # --- every load's fate against the truth, once the consumers are at the end ------
+        say(f"checking the fate of every one of {len(truth_loads)} loads against the truth")
+        if kafka_bootstrap is not None:
+            lag = await wait_for_consumers(kafka_bootstrap, topic_prefix)
+            if lag:
+                say(f"consumers still behind after waiting: {lag}")
+        fates = await _fates_by_trip(auditor_t, sorted(truth.trip_net))
+        fate_mismatches = truth.mismatches(truth_loads, fates, "fate API")
+        wrong = {lid for lid in truth_loads if any(lid in m for m in fate_mismatches)}
+
     expected = expected_invoices(gens, truth_loads, p.month_start.strftime("%Y-%m"), credits)
     total_treated = sum(method_grams.values()) or 1
     result: dict[str, object] = {
@@ -558,9 +528,11 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         "days": days, "month": p.month_start.strftime("%Y-%m"),
         "communes": [{"code": c, "class": k} for c, k in p.communes],
         "loads_sent": sent, "loads_collected": accepted, "duplicates": duplicates,
-        "rejected": rejected, "refusals": refusals, "loads_accounted": at_plant,
-        "unaccounted_loads": unaccounted[:20],
-        "fate_check": fate_check if fate_check == "every" else "one load per trip and category",
+        "rejected": rejected, "refusals": refusals,
+        "loads_accounted": len(truth_loads) - len(wrong),
+        "unaccounted_loads": sorted(wrong)[:20],
+        "fate_checked": len(fates), "fate_mismatches": len(fate_mismatches),
+        "fate_mismatch_examples": fate_mismatches[:10],
         "grams_by_category": dict(grams_by_cat), "trips": len(trips),
         "batches": len(batches_done),
         "tonnes_by_method": {k: round(v / 1e6, 3) for k, v in sorted(method_grams.items())},
@@ -570,19 +542,37 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
         "billing": billing,
         "late_sync": late,
         "epr": epr,
+        # Not written to simulation.json: for the audit's trace check after the replay.
+        "_truth": (truth, truth_loads),
     }
     return result
 
 
+async def _fates_by_trip(api: Api, trips: list[str]) -> dict[str, dict[str, int]]:
+    """Every load's grams per treatment method, from the fate API, one call per trip."""
+    sem = asyncio.Semaphore(4)
+    fates: dict[str, dict[str, int]] = {}
+
+    async def one(trip_id: str) -> None:
+        async with sem:
+            out = await api.json("GET", f"/v1/trips/{trip_id}/fates")
+        for f in out["loads"]:
+            fates[str(f["load"]["load_id"])] = {str(m): int(g) for m, g
+                                                in f["treated_by_method"].items()}
+    await asyncio.gather(*(one(t) for t in trips))
+    return fates
+
+
 async def run_simulation(seed: int, households: int, days: int, out: str,
-                         fate_check: str = "group") -> dict[str, object]:
+                         kafka_bootstrap: str | None = None) -> dict[str, object]:
     """`wastetrail simulate`: run against the local stack, write ``<out>/simulation.json``."""
     result = await simulate(seed, households, days, Endpoints(), _secret(),
-                            fate_check=fate_check)
+                            kafka_bootstrap=kafka_bootstrap)
     _write(Path(out) / "simulation.json", result)
     return result
 
 
 def _write(path: Path, result: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    path.write_text(json.dumps(public, ensure_ascii=False, indent=2), encoding="utf-8")
