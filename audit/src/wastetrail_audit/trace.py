@@ -524,7 +524,8 @@ def render_text(result: TraceResult, integrity: list[Failure] | None = None) -> 
     out.append(f"  2. trip       {trip['trip_id']}: started {local_time(trip.get('started_at'))}"
                f", closed {local_time(trip.get('closed_at'))}; {trip['loads_in_log']} loads "
                f"scanned {kg(trip['scanned_grams_in_log'])}; this load is "
-               f"{trip['load_fraction']} of it")
+               f"{trip['load_fraction']} of its {scan['category']} "
+               f"({kg(trip.get('category_scanned_grams'))})")
     for w in _list(d["weighings"]):
         out.append(f"  3. weighing   {w['site']} {w['site_id']} {local_time(w['weighed_in_at'])}: "
                    f"gross {kg(w['gross_grams'])} − tare {kg(w['tare_grams'])} "
