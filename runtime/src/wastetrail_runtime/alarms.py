@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel
 from sqlalchemy import BigInteger, DateTime
 from sqlmodel import Field, SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.enums import AlertKind
 from wastetrail_contracts.envelope import uuid7
@@ -105,9 +105,8 @@ async def clear_alert(uow: UnitOfWork, table: type[AlertColumns], alert_id: str,
     return True
 
 
-async def list_alerts(session: AsyncSession, table: type[A], *, open_only: bool,
-                      kind: str | None, subject_id: str | None, limit: int, offset: int,
-                      **site: str | None) -> list[A]:
+def alerts_query(table: type[A], *, open_only: bool, kind: str | None,
+                 subject_id: str | None, **site: str | None) -> SelectOfScalar[A]:
     """Alerts newest first, filtered by kind, subject and the service's site column."""
     query = select(table)
     if open_only:
@@ -119,11 +118,7 @@ async def list_alerts(session: AsyncSession, table: type[A], *, open_only: bool,
     for name, value in site.items():
         if value is not None:
             query = query.where(getattr(table, name) == value)
-    rows = await session.exec(
-        query.order_by(col(table.raised_at).desc(), col(table.alert_id)).limit(limit)
-        .offset(offset)
-    )
-    return list(rows.all())
+    return query.order_by(col(table.raised_at).desc(), col(table.alert_id))
 
 
 RT = TypeVar("RT")

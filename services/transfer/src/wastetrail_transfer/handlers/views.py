@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.enums import Category
-from wastetrail_runtime.alarms import AlertOut, list_alerts
+from wastetrail_runtime.alarms import AlertOut, alerts_query
 
 from wastetrail_transfer.adapters.tables import (
     Alert,
@@ -263,7 +263,7 @@ async def alerts(session: AsyncSession, *, open_only: bool, kind: str | None,
                  station_id: str | None, subject_id: str | None, limit: int,
                  offset: int) -> list[AlertView]:
     """Alerts, newest first, filtered."""
-    rows = await list_alerts(session, Alert, open_only=open_only, kind=kind,
-                             subject_id=subject_id, limit=limit, offset=offset,
-                             station_id=station_id)
+    query = alerts_query(Alert, open_only=open_only, kind=kind, subject_id=subject_id,
+                         station_id=station_id)
+    rows = (await session.exec(query.limit(limit).offset(offset))).all()
     return [alert_view(a) for a in rows]
