@@ -98,6 +98,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "rural": ("nông thôn", "rural"),
     "unknown": ("chưa rõ", "unknown"),
 }
+# Short names of the sorting groups for the flow diagram's first column.
+SORTING_GROUPS = {"food": ("Thực phẩm", "Food"), "recyclable": ("Tái chế được", "Recyclable"),
+                  "other": ("Rác khác", "Other"), "hazardous": ("Nguy hại", "Hazardous"),
+                  "bulky": ("Cồng kềnh", "Bulky")}
 HEADER = ["scope", "commune", "commune_class", "indicator", "label_vi", "label_en", "value",
           "unit", "target_percent", "target_kind", "meets_target", "target_assumed",
           "target_source"]
@@ -113,9 +117,9 @@ def node_label(node: str) -> str:
     """A flow-diagram node's label."""
     if node == "households":
         return label("households_node")
-    if node.startswith("households:"):
-        vi, en = LABELS.get(node.split(":", 1)[1], (node, node))
-        return f"Hộ gia đình: {vi} / Households: {en}"
+    if node.startswith("households:"):  # the first column: households, by sorting group
+        vi, en = SORTING_GROUPS.get(node.split(":", 1)[1], (node, node))
+        return f"{vi} / {en}"
     if node.startswith("station:"):
         return f"Trạm trung chuyển / Station {node.split(':', 1)[1]}"
     return label(node)
