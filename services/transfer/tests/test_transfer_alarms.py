@@ -204,6 +204,8 @@ async def test_waste_held_at_station_fires_and_clears_when_the_last_batch_leaves
     assert "600000 g of 1000000 g net dispatched" in alert["detail"]
     [raised] = await t.events_of_type("T1", "custody.alert_raised")
     assert (raised["kind"], raised["commune"]) == ("waste_held_at_station", "PHUONG-1")
+    trip = (await t.client.get("/v1/trips/T1/reconciliation", headers=op)).json()
+    assert (trip["held_alert_id"], trip["released_at"]) == (alert["alert_id"], None)
 
     other = await batch_of("other", "K-2")  # sealed, not yet gone: still held
     assert await sweep_alarms(t.rt) == 0
@@ -217,6 +219,8 @@ async def test_waste_held_at_station_fires_and_clears_when_the_last_batch_leaves
         alert["alert_id"], "2026-03-05T14:00:00Z")
     assert f"dispatched in batch {other} to plant P-LF" in cleared["resolution"]
     assert await open_alerts(t, "waste_held_at_station") == []
+    trip = (await t.client.get("/v1/trips/T1/reconciliation", headers=op)).json()
+    assert trip["released_at"] == "2026-03-05T14:00:00Z"
     await t.feed(ev.received("R2", "P-LF", 400_000, batch_id=other, category="other"))
     t.clock.set(start + timedelta(days=30))
     assert await sweep_alarms(t.rt) == 0  # released: never raised again

@@ -135,6 +135,8 @@ class ReconciliationView(BaseModel):
     shares: dict[Category, int]
     not_weighed_alert_id: str | None
     mismatch_alert_id: str | None
+    held_alert_id: str | None
+    released_at: datetime | None  # when the last of its net left in a dispatched batch
 
 
 class AlertView(AlertOut):
@@ -251,6 +253,7 @@ async def reconciliation(session: AsyncSession, trip: Trip) -> ReconciliationVie
         shares={Category(s.category): s.grams for s in shares},
         not_weighed_alert_id=trip.not_weighed_alert_id,
         mismatch_alert_id=trip.mismatch_alert_id,
+        held_alert_id=trip.held_alert_id, released_at=as_utc(trip.released_at),
     )
 
 
