@@ -86,6 +86,6 @@ def test_report_counts_direct_haul_by_method(tmp_path: Path) -> None:
     assert (d1.scope, d1.commune_class, d1.collected_grams) == ("D1", "rural", 10_000)
     assert d1.treated == {"recycling": 7_000.0, "sanitary_landfill": 3_000.0}
     assert d1.generated_grams == 2 * 500 * 365
-    assert report.flows == {("households", "direct_haul"): 10_000.0,
-                            ("direct_haul", "recycling"): 7_000.0,
-                            ("direct_haul", "sanitary_landfill"): 3_000.0}
+    assert report.flows == {("households:recyclable", "direct_haul", "recyclable"): 10_000.0,
+                            ("direct_haul", "recycling", "recyclable"): 7_000.0,
+                            ("direct_haul", "sanitary_landfill", "recyclable"): 3_000.0}

@@ -120,15 +120,21 @@ def test_report_json_numbers_equal_hand_computed_values(report_dir: Path) -> Non
             epr["pet"]["rate_percent"], epr["pet"]["meets"]) == (20_000, 2_000, 10.0, False)
     assert (epr["aluminium"]["rate_percent"], epr["aluminium"]["meets"],
             epr["aluminium"]["assumed"]) == (25.0, True, True)
-    flows = {(f["from"], f["to"]): f["grams"] for f in r["flows"]}
-    assert flows == {
-        ("households", "station:st-1"): 140_000,
-        ("station:st-1", "composting"): 60_000,
-        ("station:st-1", "sanitary_landfill"): 20_000,
-        ("station:st-1", "direct_landfill"): 10_000,
-        ("station:st-1", "incineration_energy_recovery"): 40_000,
-        ("station:st-1", "refused_at_plant"): 10_000,
+    flows = {(f["from"], f["to"], f["category"]): f["grams"] for f in r["flows"]}
+    assert flows == {  # every load of the hand-made province is food
+        ("households:food", "station:st-1", "food"): 140_000,
+        ("station:st-1", "composting", "food"): 60_000,
+        ("station:st-1", "sanitary_landfill", "food"): 20_000,
+        ("station:st-1", "direct_landfill", "food"): 10_000,
+        ("station:st-1", "incineration_energy_recovery", "food"): 40_000,
+        ("station:st-1", "refused_at_plant", "food"): 10_000,
     }
+    # AL1 (trip T2 not weighed) was cleared; AL3 (load L3 not received) is open; both R1.
+    assert {(a["scope"], a["kind"]): (a["raised"], a["cleared"], a["open"])
+            for a in r["alarms"]} == {
+        ("R1", "load_not_received"): (1, 0, 1), ("R1", "trip_not_weighed"): (1, 1, 0),
+        ("province", "load_not_received"): (1, 0, 1),
+        ("province", "trip_not_weighed"): (1, 1, 0)}
 
 
 @pytest.mark.integration

@@ -9,10 +9,11 @@ How each number is derived (year = calendar year in Asia/Ho_Chi_Minh time):
   urban/rural) × days in the year (or, with ``--estimate-over covered``, × the days from the
   year's first to its last collection).
 * **collected** — Σ grams of the loads collected in the year (one per load_id).
-* **treated by method** — the fate of the waste collected in the year: each commune's part
-  of a trip (its loads' grams / the trip's scanned grams) follows the trip's allocations
-  into batches, and gets the same share of each batch's receipt and treatment split
-  (see trace.py). Direct-haul trips received at a plant count the same way.
+* **treated by method** — the fate of the waste collected in the year, by category: each
+  commune's part of a (trip, category) (its loads' grams of the category / the trip's
+  scanned grams of the category) follows the trip's allocations into batches **of that
+  category**, and gets the same share of each batch's receipt and treatment split.
+  Direct-haul trips received at a plant count the same way, per received category.
 * **collected and treated per regulations** — (treated − direct landfill) / generated.
 * **direct-landfill share** — direct landfill / collected (the plans' wording: "so với
   lượng rác thải sinh hoạt được thu gom").
@@ -20,7 +21,10 @@ How each number is derived (year = calendar year in Asia/Ho_Chi_Minh time):
 * **sorting compliance** — refusal rate = refusals / (loads + refusals); a commune
   "sorts" when any of its loads is food or recyclable waste.
 * **custody gaps** — alerts raised in the year and not cleared, by the commune the alert
-  names (else the commune of its load or trip).
+  names (else the commune of its load or trip); per alarm kind: raised in the year, cleared
+  (by the event that closed the gap, or by hand), still open — per commune and province.
+* **flow diagram** — by sorting category: households (per category) → station (or direct
+  haul) → outcome; a category only flows through batches of that category.
 * **fees billed / collected** — Σ invoice totals of the year's periods, by the account's
   commune; Σ payments on those invoices − Σ refunds of those payments.
 * **cost recovery** — fees billed / Σ operating costs of the year's periods (province).
@@ -116,6 +120,22 @@ class Indicators:
 
 
 @dataclass(frozen=True)
+class AlarmCount:
+    """Custody alarms of one kind raised in the year, and how many were cleared."""
+
+    raised: int
+    cleared: int
+
+    @property
+    def open(self) -> int:
+        """Raised and not (yet) cleared."""
+        return self.raised - self.cleared
+
+    def __add__(self, other: AlarmCount) -> AlarmCount:
+        return AlarmCount(self.raised + other.raised, self.cleared + other.cleared)
+
+
+@dataclass(frozen=True)
 class Assessment:
     """An indicator against its target."""
 
@@ -167,9 +187,13 @@ class ProvinceReport:
     rural: Indicators
     costs: int
     epr: list[EprRate]
-    flows: dict[tuple[str, str], float]
+    # (from node, to node, sorting category) → grams: households:<category> → station or
+    # direct haul → outcome, one link per category so the diagram keeps the groups apart.
+    flows: dict[tuple[str, str, str], float]
     assessments: dict[str, list[Assessment]]
     targets: Targets
+    # scope (commune code or "province") → alarm kind → raised / cleared in the year.
+    alarms: dict[str, dict[str, AlarmCount]] = field(default_factory=dict)
     # Days the generation estimate covers: the calendar year, or (``covered``) the days from
     # the first to the last collection in the log — for a province that started mid-year
     # or a simulation of a few days.
@@ -254,7 +278,7 @@ def compute(
     _fees(conn, y, commune)
 
     flows = _flows(conn, y)
-    for (code, _station, outcome), grams in flows.items():
+    for (code, _category, _station, outcome), grams in flows.items():
         c = commune(code)
         if outcome in METHODS:
             c.treated[outcome] = c.treated.get(outcome, 0.0) + grams
@@ -279,24 +303,58 @@ def compute(
     costs = _int(conn.execute(
         "SELECT SUM(amount) FROM costs WHERE period LIKE ?", (f"{y}-%",)).fetchone()[0])
 
-    diagram: dict[tuple[str, str], float] = defaultdict(float)
-    for (code, station, outcome), grams in flows.items():
+    diagram: dict[tuple[str, str, str], float] = defaultdict(float)
+    for (code, category, station, outcome), grams in flows.items():
         if code in wanted:
-            diagram[("households", station)] += grams
-            diagram[(station, outcome)] += grams
-    for c in selected:
-        attributed = sum(g for (code, _s, _o), g in flows.items() if code == c.scope)
-        if c.collected_grams - attributed > 0.5:
-            diagram[("households", NOT_CONSOLIDATED)] += c.collected_grams - attributed
+            diagram[(f"households:{category}", station, category)] += grams
+            diagram[(station, outcome, category)] += grams
+    for (code, category), collected in _collected_by_category(conn, y).items():
+        if code not in wanted:
+            continue
+        attributed = sum(g for (c, k, _s, _o), g in flows.items() if (c, k) == (code, category))
+        if collected - attributed > 0.5:
+            diagram[(f"households:{category}", NOT_CONSOLIDATED, category)] += (
+                collected - attributed)
 
     report = ProvinceReport(
         province=targets.province, name=targets.name, year=year, communes=selected,
         total=total, urban=urban, rural=rural, costs=costs,
         epr=_epr(conn, y, targets, wanted if targets.communes is not None else None),
         flows=dict(diagram), assessments={}, targets=targets, generation_days=days,
+        alarms=_alarms(conn, y, wanted),
     )
     report.assessments = _assess(report)
     return report
+
+
+def _collected_by_category(conn: sqlite3.Connection, y: str) -> dict[tuple[str, str], int]:
+    return {(str(code), str(category)): _int(grams) for code, category, grams in _rows(
+        conn, "SELECT commune, category, SUM(grams) FROM loads "
+              f"WHERE {YEAR_OF.format(col='collected_at')} = ? GROUP BY commune, category", y)}
+
+
+def _alarms(conn: sqlite3.Connection, y: str, wanted: set[str]
+            ) -> dict[str, dict[str, AlarmCount]]:
+    """Alarms raised in the year per scope (commune, and "province") and kind, with how
+    many of them a later event cleared. An alarm counts for the commune it names, else the
+    commune of the load or trip it is about; for the province either way."""
+    sql = (
+        "SELECT COALESCE(r.commune, l.commune, t.commune) AS c, r.kind, COUNT(*), "
+        "COUNT(x.alert_id) FROM alert_raised r "
+        "LEFT JOIN (SELECT DISTINCT alert_id FROM alert_cleared) x ON x.alert_id = r.alert_id "
+        "LEFT JOIN loads l ON r.subject_kind = 'load' AND l.load_id = r.subject_id "
+        "LEFT JOIN trip_started t ON r.subject_kind = 'trip' AND t.trip_id = r.subject_id "
+        f"WHERE r.rowid IN (SELECT MIN(rowid) FROM alert_raised GROUP BY alert_id) "
+        f"AND {YEAR_OF.format(col='r.raised_at')} = ? GROUP BY c, r.kind"
+    )
+    out: dict[str, dict[str, AlarmCount]] = defaultdict(dict)
+    for code, kind, raised, cleared in _rows(conn, sql, y):
+        count = AlarmCount(_int(raised), _int(cleared))
+        if code is not None and str(code) in wanted:
+            out[str(code)][str(kind)] = count
+        province = out["province"].get(str(kind), AlarmCount(0, 0))
+        out["province"][str(kind)] = province + count
+    return {scope: dict(sorted(kinds.items())) for scope, kinds in out.items()}
 
 
 def _alerts(conn: sqlite3.Connection, y: str, commune: Callable[[str], Indicators]) -> None:
@@ -346,21 +404,29 @@ def _outcomes(received: list[tuple[object, ...]], treated: dict[str, dict[str, i
     return dict(out)
 
 
-def _flows(conn: sqlite3.Connection, y: str) -> dict[tuple[str, str, str], float]:
-    """(commune, station or direct haul, outcome) → grams of the year's collected waste."""
+def _flows(conn: sqlite3.Connection, y: str) -> dict[tuple[str, str, str, str], float]:
+    """(commune, category, station or direct haul, outcome) → grams of the year's waste.
+
+    A batch holds one category, and a trip's allocations to it are of that category's share
+    of the trip (transfer apportions the weighed net by category), so the loads of one
+    category share only in the batches of that category: a commune's part of a (trip,
+    category) is its grams of that category over the trip's scanned grams of that
+    category. Food never flows into a recyclables batch because both rode the same truck.
+    """
     treated: dict[str, dict[str, int]] = defaultdict(dict)
     for receipt_id, method, grams in _rows(
         conn, "SELECT receipt_id, method, SUM(grams) FROM treatment_split "
               "GROUP BY receipt_id, method"):
         treated[str(receipt_id)][str(method)] = _int(grams)
     by_batch: dict[str, list[tuple[object, ...]]] = defaultdict(list)
-    by_trip: dict[str, list[tuple[object, ...]]] = defaultdict(list)
-    for receipt_id, batch_id, trip_id, accepted, refused in _rows(
-        conn, "SELECT receipt_id, batch_id, trip_id, accepted_grams, refused_grams FROM receipts"):
+    by_trip: dict[tuple[str, str], list[tuple[object, ...]]] = defaultdict(list)
+    for receipt_id, batch_id, trip_id, category, accepted, refused in _rows(
+        conn, "SELECT receipt_id, batch_id, trip_id, category, accepted_grams, refused_grams "
+              "FROM receipts"):
         if batch_id is not None:
             by_batch[str(batch_id)].append((receipt_id, accepted, refused))
         elif trip_id is not None:
-            by_trip[str(trip_id)].append((receipt_id, accepted, refused))
+            by_trip[(str(trip_id), str(category))].append((receipt_id, accepted, refused))
     batches: dict[str, tuple[str, int, dict[str, int]]] = {}
     for batch_id, station_id, total in _rows(
         conn, "SELECT batch_id, station_id, total_grams FROM batches"):
@@ -368,16 +434,18 @@ def _flows(conn: sqlite3.Connection, y: str) -> dict[tuple[str, str, str], float
         fate = _outcomes(received, treated) if received else {NOT_RECEIVED: _int(total)}
         batches[str(batch_id)] = (f"station:{station_id}", _int(total), fate)
 
-    flows: dict[tuple[str, str, str], float] = defaultdict(float)
+    flows: dict[tuple[str, str, str, str], float] = defaultdict(float)
     year_loads = (
-        "WITH yl AS (SELECT trip_id, commune, SUM(grams) AS g FROM loads "
-        f"WHERE {YEAR_OF.format(col='collected_at')} = ? GROUP BY trip_id, commune), "
-        "ts AS (SELECT trip_id, SUM(grams) AS s FROM loads GROUP BY trip_id) "
+        "WITH yl AS (SELECT trip_id, commune, category, SUM(grams) AS g FROM loads "
+        f"WHERE {YEAR_OF.format(col='collected_at')} = ? GROUP BY trip_id, commune, category), "
+        "ts AS (SELECT trip_id, category, SUM(grams) AS s FROM loads "
+        "GROUP BY trip_id, category) "
     )
-    for code, grams, scanned, batch_id, allocated in _rows(
-        conn, year_loads + "SELECT yl.commune, yl.g, ts.s, a.batch_id, a.grams FROM yl "
-              "JOIN ts ON ts.trip_id = yl.trip_id "
-              "JOIN allocations a ON a.trip_id = yl.trip_id", y):
+    for code, category, grams, scanned, batch_id, allocated in _rows(
+        conn, year_loads + "SELECT yl.commune, yl.category, yl.g, ts.s, a.batch_id, a.grams "
+              "FROM yl JOIN ts ON ts.trip_id = yl.trip_id AND ts.category = yl.category "
+              "JOIN allocations a ON a.trip_id = yl.trip_id "
+              "JOIN batches b ON b.batch_id = a.batch_id AND b.category = yl.category", y):
         batch = batches.get(str(batch_id))
         if batch is None or not scanned:
             continue
@@ -385,16 +453,17 @@ def _flows(conn: sqlite3.Connection, y: str) -> dict[tuple[str, str, str], float
         in_batch = _int(grams) / _int(scanned) * _int(allocated)  # the commune's grams in it
         for outcome, outcome_grams in fate.items():
             if total:
-                flows[(str(code), station, outcome)] += in_batch * outcome_grams / total
-    for code, grams, scanned, trip_id in _rows(
-        conn, year_loads + "SELECT yl.commune, yl.g, ts.s, yl.trip_id FROM yl "
-              "JOIN ts ON ts.trip_id = yl.trip_id", y):
-        direct = by_trip.get(str(trip_id))
+                flows[(str(code), str(category), station, outcome)] += (
+                    in_batch * outcome_grams / total)
+    for code, category, grams, scanned, trip_id in _rows(
+        conn, year_loads + "SELECT yl.commune, yl.category, yl.g, ts.s, yl.trip_id FROM yl "
+              "JOIN ts ON ts.trip_id = yl.trip_id AND ts.category = yl.category", y):
+        direct = by_trip.get((str(trip_id), str(category)))
         if not direct or not scanned:
             continue
         share = _int(grams) / _int(scanned)
         for outcome, outcome_grams in _outcomes(direct, treated).items():
-            flows[(str(code), DIRECT_HAUL, outcome)] += share * outcome_grams
+            flows[(str(code), str(category), DIRECT_HAUL, outcome)] += share * outcome_grams
     return dict(flows)
 
 

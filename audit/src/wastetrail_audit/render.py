@@ -26,6 +26,7 @@ from wastetrail_audit.indicators import (
     NOT_CONSOLIDATED,
     NOT_RECEIVED,
     REFUSED,
+    AlarmCount,
     Assessment,
     Indicators,
     ProvinceReport,
@@ -72,6 +73,23 @@ LABELS: dict[str, tuple[str, str]] = {
     "paper_carton": ("Giấy, bìa", "Paper and carton"),
     "other_plastic": ("Nhựa khác", "Other plastics"),
     "households_node": ("Hộ gia đình", "Households"),
+    "food": ("Chất thải thực phẩm", "Food waste"),
+    "recyclable": ("Có khả năng tái chế", "Recyclable"),
+    "other": ("Chất thải rắn sinh hoạt khác", "Other household waste"),
+    "hazardous": ("Chất thải nguy hại", "Hazardous household waste"),
+    "bulky": ("Chất thải cồng kềnh", "Bulky waste"),
+    "alarms": ("Cảnh báo gián đoạn chuỗi hành trình", "Custody alarms"),
+    "load_not_received": ("Rác đã thu gom không đến trạm/cơ sở xử lý (nghi đổ trộm)",
+                          "Collected loads received nowhere (suspected dumping)"),
+    "trip_not_weighed": ("Chuyến xe không được cân (cũ)", "Trip not weighed (former kind)"),
+    "trip_weight_mismatch": ("Khối lượng chuyến lệch với quét", "Trip weight differs from scans"),
+    "batch_not_received": ("Container không đến cơ sở xử lý", "Batch received by no plant"),
+    "receipt_discrepancy": ("Khối lượng nhận lệch khai báo", "Receipt differs from declared"),
+    "plant_over_capacity": ("Cơ sở xử lý vượt công suất", "Plant over capacity"),
+    "waste_held_at_station": ("Rác lưu tại trạm quá hạn", "Waste held at a station too long"),
+    "accepted_not_treated": ("Rác đã nhận chưa được xử lý", "Accepted waste not treated"),
+    "refused_not_redirected": ("Rác bị từ chối chưa chuyển đi",
+                               "Refused waste not sent on or back"),
     DIRECT_HAUL: ("Chở thẳng đến cơ sở xử lý", "Direct haul to a plant"),
     NOT_CONSOLIDATED: ("Chưa trung chuyển", "Not yet consolidated"),
     AWAITING: ("Chờ xử lý", "Awaiting treatment"),
@@ -80,6 +98,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "rural": ("nông thôn", "rural"),
     "unknown": ("chưa rõ", "unknown"),
 }
+# Short names of the sorting groups for the flow diagram's first column.
+SORTING_GROUPS = {"food": ("Thực phẩm", "Food"), "recyclable": ("Tái chế được", "Recyclable"),
+                  "other": ("Rác khác", "Other"), "hazardous": ("Nguy hại", "Hazardous"),
+                  "bulky": ("Cồng kềnh", "Bulky")}
 HEADER = ["scope", "commune", "commune_class", "indicator", "label_vi", "label_en", "value",
           "unit", "target_percent", "target_kind", "meets_target", "target_assumed",
           "target_source"]
@@ -95,6 +117,9 @@ def node_label(node: str) -> str:
     """A flow-diagram node's label."""
     if node == "households":
         return label("households_node")
+    if node.startswith("households:"):  # the first column: households, by sorting group
+        vi, en = SORTING_GROUPS.get(node.split(":", 1)[1], (node, node))
+        return f"{vi} / {en}"
     if node.startswith("station:"):
         return f"Trạm trung chuyển / Station {node.split(':', 1)[1]}"
     return label(node)
@@ -198,6 +223,16 @@ def indicator_rows(report: ProvinceReport) -> list[Row]:
         recovery.target.assumed if recovery else None,
         recovery.target.source if recovery else "",
     ))
+    vi, en = LABELS["alarms"]
+    parts = (("raised", "phát sinh", "raised"), ("cleared", "đã xử lý", "cleared"),
+             ("open", "còn mở", "open"))
+    for where, kind, n in alarm_items(report):
+        level, commune = ("province", "") if where == "province" else ("commune", where)
+        kvi, ken = LABELS.get(kind, (kind, kind))
+        for part, pvi, pen in parts:
+            rows.append(Row(level, commune, "", f"alarms_{kind}_{part}",
+                            f"{vi}: {kvi} ({pvi})", f"{en}: {ken} ({pen})",
+                            getattr(n, part), "cảnh báo / alarms"))
     for e in report.epr:
         vi, en = LABELS["epr_recycling_rate"]
         mvi, men = LABELS.get(e.material, (e.material, e.material))
@@ -273,10 +308,25 @@ def report_json(report: ProvinceReport, integrity: dict[str, object]) -> dict[st
             for e in report.epr
         ],
         "flows": [
-            {"from": a, "to": b, "grams": grams(g)}
-            for (a, b), g in sorted(report.flows.items()) if g > 0
+            {"from": a, "to": b, "category": c, "grams": grams(g)}
+            for (a, b, c), g in sorted(report.flows.items()) if g > 0
         ],
+        "alarms": alarm_rows(report),
     }
+
+
+def alarm_items(report: ProvinceReport) -> list[tuple[str, str, AlarmCount]]:
+    """(scope, kind, counts) of the year's custody alarms: communes first, then province."""
+    return [(scope, kind, n)
+            for scope, kinds in sorted(report.alarms.items(),
+                                       key=lambda kv: (kv[0] == "province", kv[0]))
+            for kind, n in kinds.items()]
+
+
+def alarm_rows(report: ProvinceReport) -> list[dict[str, object]]:
+    """Custody alarms raised in the year per scope and kind: raised, cleared, still open."""
+    return [{"scope": scope, "kind": kind, "raised": n.raised, "cleared": n.cleared,
+             "open": n.open} for scope, kind, n in alarm_items(report)]
 
 
 def write_csv(path: Path, rows: list[Row]) -> None:
@@ -326,7 +376,8 @@ def write_html(path: Path, report: ProvinceReport, rows: list[Row],
     """report.html: self-contained, inline SVG charts."""
     env = Environment(loader=PackageLoader("wastetrail_audit", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
-    node_labels = {n: node_label(n) for pair in report.flows for n in pair}
+    node_labels = {n: node_label(n) for a, b, _c in report.flows for n in (a, b)}
+    category_labels = {c: label(c) for _a, _b, c in report.flows}
     treated_bars = []
     for scope in [*report.communes, report.urban, report.rural]:
         a = next((x for x in report.assessments.get(scope.scope, [])
@@ -351,7 +402,8 @@ def write_html(path: Path, report: ProvinceReport, rows: list[Row],
     assumed += [(f"epr_rates.{k}", t) for k, t in report.targets.epr_rates.items() if t.assumed]
     html = env.get_template("report.html.j2").render(
         report=report, rows=rows, integrity=integrity, label=label, tonnes=tonnes,
-        flow_svg=flow_diagram(report.flows, node_labels),
+        flow_svg=flow_diagram(report.flows, node_labels, category_labels),
+        alarms=alarm_items(report),
         treated_svg=bars(treated_bars), landfill_svg=bars(landfill_bars),
         epr_svg=bars(epr_bars), assumed=assumed, pct=pct,
         scopes=[*report.communes, report.urban, report.rural, report.total],

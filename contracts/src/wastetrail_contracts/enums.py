@@ -90,12 +90,19 @@ class ActorKind(StrEnum):
 class AlertKind(StrEnum):
     """Custody gaps and anomalies that must be chased."""
 
-    LOAD_NOT_RECEIVED = "load_not_received"  # suspected illegal dumping (điểm đen)
+    # Collected loads received at no station or plant in time: suspected illegal dumping
+    # (điểm đen). Raised once per trip (the unit of custody), naming its loads and grams.
+    LOAD_NOT_RECEIVED = "load_not_received"
+    # Superseded by LOAD_NOT_RECEIVED (same gap, per trip); no longer raised, kept so logs
+    # written before still decode.
     TRIP_NOT_WEIGHED = "trip_not_weighed"
     TRIP_WEIGHT_MISMATCH = "trip_weight_mismatch"
     BATCH_NOT_RECEIVED = "batch_not_received"
     RECEIPT_DISCREPANCY = "receipt_discrepancy"
     PLANT_OVER_CAPACITY = "plant_over_capacity"
+    WASTE_HELD_AT_STATION = "waste_held_at_station"  # weighed in, not dispatched in time
+    ACCEPTED_NOT_TREATED = "accepted_not_treated"  # accepted at a plant, no treatment record
+    REFUSED_NOT_REDIRECTED = "refused_not_redirected"  # refused, not sent on or back
 
 
 class Material(StrEnum):

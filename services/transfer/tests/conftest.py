@@ -108,7 +108,8 @@ def transfer_settings(database_url: str, kafka_bootstrap: str, prefix: str, tmp_
         "keys_dir": tmp_path / "keys", "local_dir": tmp_path,
         "reconcile_tolerance_grams": None, "reconcile_tolerance_percent": Decimal("5"),
         "trip_not_weighed_minutes": 60, "trip_unclosed_not_weighed_minutes": 600,
-        "batch_not_received_minutes": 120, "alarm_sweep_seconds": 3600.0,
+        "batch_not_received_minutes": 120, "station_hold_hours": 72,
+        "alarm_sweep_seconds": 3600.0,
         "run_consumers": False, "consumer_max_attempts": 1,
     }
     values.update(overrides)

@@ -20,7 +20,7 @@ async def open_alerts(t: Any, kind: str) -> list[dict[str, Any]]:
     return list(response.json()["items"])
 
 
-async def test_trip_not_weighed_fires_after_the_delay_and_clears_on_weighing(
+async def test_load_not_received_fires_after_the_delay_and_clears_on_weighing(
         transfer: Any, ev: Any) -> None:
     t = transfer
     start = t.clock.now()
@@ -34,11 +34,11 @@ async def test_trip_not_weighed_fires_after_the_delay_and_clears_on_weighing(
     assert await sweep_alarms(t.rt) == 1
     assert await sweep_alarms(t.rt) == 0  # raised once, not on every sweep
 
-    [alert] = await open_alerts(t, "trip_not_weighed")
+    [alert] = await open_alerts(t, "load_not_received")
     assert (alert["subject_id"], alert["expected_grams"]) == ("T1", 500_000)
     [raised] = await t.events_of_type("T1", "custody.alert_raised")
     assert (raised["kind"], raised["raised_at"], raised["commune"]) == (
-        "trip_not_weighed", "2026-03-02T08:00:00Z", "PHUONG-1")
+        "load_not_received", "2026-03-02T08:00:00Z", "PHUONG-1")
 
     t.clock.advance(timedelta(minutes=30))
     weighed = await t.client.post("/v1/stations/S1/weighings", headers=t.operator("S1"), json={
@@ -48,7 +48,7 @@ async def test_trip_not_weighed_fires_after_the_delay_and_clears_on_weighing(
     assert (cleared["alert_id"], cleared["cleared_at"]) == (
         alert["alert_id"], "2026-03-02T08:30:00Z")
     assert "station S1" in cleared["resolution"]
-    assert await open_alerts(t, "trip_not_weighed") == []
+    assert await open_alerts(t, "load_not_received") == []
 
 
 async def test_trip_never_closed_counts_from_its_start(transfer: Any, ev: Any) -> None:
@@ -95,7 +95,7 @@ async def test_direct_haul_is_closed_by_the_plant_receipt(transfer: Any, ev: Any
                              at=start + timedelta(minutes=40)))
     t.clock.set(start + timedelta(hours=3))
     assert await sweep_alarms(t.rt) == 1
-    [alert] = await open_alerts(t, "trip_not_weighed")
+    [alert] = await open_alerts(t, "load_not_received")
     assert alert["subject_id"] == "TD2"
     assert "direct haul to plant P-COMPOST" in alert["detail"]
     status = (await t.client.get("/v1/trips/TD1/reconciliation", headers=t.auth())).json()
@@ -104,7 +104,7 @@ async def test_direct_haul_is_closed_by_the_plant_receipt(transfer: Any, ev: Any
     await t.feed(ev.received("RD2", "P-COMPOST", 90_000, trip_id="TD2"))
     [cleared] = await t.events_of_type("TD2", "custody.alert_cleared")
     assert cleared["alert_id"] == alert["alert_id"]
-    assert await open_alerts(t, "trip_not_weighed") == []
+    assert await open_alerts(t, "load_not_received") == []
 
 
 async def test_direct_haul_to_a_plant_that_refuses_the_category(transfer: Any, ev: Any) -> None:
@@ -160,6 +160,67 @@ async def test_the_background_job_sweeps_on_its_own(transfer_factory: Any, ev: A
         await t.feed(ev.started("TB", at=start), ev.closed("TB", 0, 0, at=start))
         t.clock.set(start + timedelta(hours=1))
         deadline = asyncio.get_running_loop().time() + 10
-        while not await open_alerts(t, "trip_not_weighed"):
+        while not await open_alerts(t, "load_not_received"):
             assert asyncio.get_running_loop().time() < deadline, "the loop never swept"
             await asyncio.sleep(0.05)
+
+
+async def test_waste_held_at_station_fires_and_clears_when_the_last_batch_leaves(
+        transfer: Any, ev: Any) -> None:
+    t = transfer
+    start = t.clock.now()
+    op = t.operator("S1")
+    await t.client.post("/v1/stations", json=STATION, headers=t.auth())
+    await t.feed(ev.plant("P-COMPOST", "food"), ev.plant("P-LF", "other"),
+                 ev.started("T1", at=start), ev.load("T1", "L1", 600_000, "food", at=start),
+                 ev.load("T1", "L2", 400_000, "other", at=start),
+                 ev.closed("T1", 2, 1_000_000, at=start))
+    await t.client.post("/v1/stations/S1/weighings", headers=op, json={
+        "trip_id": "T1", "vehicle_id": "V1", "gross_grams": 9_000_000})
+    await t.client.post("/v1/stations/S1/weighings/T1/out", headers=op,
+                        json={"tare_grams": 8_000_000})
+
+    async def batch_of(category: str, seal: str) -> str:
+        batch = (await t.client.post("/v1/stations/S1/batches", headers=op,
+                                     json={"category": category})).json()["batch_id"]
+        await t.client.post(f"/v1/batches/{batch}/allocations", headers=op,
+                            json={"trip_id": "T1"})
+        await t.client.post(f"/v1/batches/{batch}/seal", headers=op, json={"seal_number": seal})
+        return str(batch)
+
+    food = await batch_of("food", "K-1")
+    t.clock.set(start + timedelta(hours=1))
+    sent = await t.client.post(f"/v1/batches/{food}/dispatch", headers=op,
+                               json={"plant_id": "P-COMPOST", "vehicle_id": "HINO-1"})
+    assert sent.status_code == 200, sent.text
+    await t.feed(ev.received("R1", "P-COMPOST", 600_000, batch_id=food))
+    t.clock.set(start + timedelta(hours=71, minutes=59))  # the test settings hold 72 h
+    assert await sweep_alarms(t.rt) == 0
+    t.clock.set(start + timedelta(hours=72))
+    assert await sweep_alarms(t.rt) == 1  # the other 400 kg are still at the station
+    [alert] = await open_alerts(t, "waste_held_at_station")
+    assert (alert["subject_id"], alert["station_id"], alert["expected_grams"]) == (
+        "T1", "S1", 400_000)
+    assert "600000 g of 1000000 g net dispatched" in alert["detail"]
+    [raised] = await t.events_of_type("T1", "custody.alert_raised")
+    assert (raised["kind"], raised["commune"]) == ("waste_held_at_station", "PHUONG-1")
+    trip = (await t.client.get("/v1/trips/T1/reconciliation", headers=op)).json()
+    assert (trip["held_alert_id"], trip["released_at"]) == (alert["alert_id"], None)
+
+    other = await batch_of("other", "K-2")  # sealed, not yet gone: still held
+    assert await sweep_alarms(t.rt) == 0
+    assert await t.events_of_type("T1", "custody.alert_cleared") == []
+    t.clock.set(start + timedelta(hours=80))
+    sent = await t.client.post(f"/v1/batches/{other}/dispatch", headers=op,
+                               json={"plant_id": "P-LF", "vehicle_id": "HINO-2"})
+    assert sent.status_code == 200, sent.text
+    [cleared] = await t.events_of_type("T1", "custody.alert_cleared")
+    assert (cleared["alert_id"], cleared["cleared_at"]) == (
+        alert["alert_id"], "2026-03-05T14:00:00Z")
+    assert f"dispatched in batch {other} to plant P-LF" in cleared["resolution"]
+    assert await open_alerts(t, "waste_held_at_station") == []
+    trip = (await t.client.get("/v1/trips/T1/reconciliation", headers=op)).json()
+    assert trip["released_at"] == "2026-03-05T14:00:00Z"
+    await t.feed(ev.received("R2", "P-LF", 400_000, batch_id=other, category="other"))
+    t.clock.set(start + timedelta(days=30))
+    assert await sweep_alarms(t.rt) == 0  # released: never raised again

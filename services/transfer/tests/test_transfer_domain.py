@@ -12,7 +12,10 @@ from wastetrail_contracts.enums import Category
 from wastetrail_transfer.domain.alarms import (
     AlarmDelays,
     batch_receipt_deadline,
+    held_grams,
     overdue,
+    released,
+    station_hold_deadline,
     trip_weigh_deadline,
 )
 from wastetrail_transfer.domain.batch import Batch, BatchStatus, Plant, TripShare
@@ -259,7 +262,8 @@ def test_an_open_batch_cannot_be_dispatched() -> None:
 
 # --- alarms -----------------------------------------------------------------------------
 
-DELAYS = AlarmDelays(timedelta(minutes=60), timedelta(minutes=600), timedelta(minutes=90))
+DELAYS = AlarmDelays(timedelta(minutes=60), timedelta(minutes=600), timedelta(minutes=90),
+                     timedelta(hours=48))
 
 
 def test_closed_trip_counts_from_its_close() -> None:
@@ -276,6 +280,21 @@ def test_unclosed_trip_counts_from_its_start_with_the_longer_delay() -> None:
 
 def test_batch_deadline() -> None:
     assert batch_receipt_deadline(T0, DELAYS) == T0 + timedelta(minutes=90)
+
+
+def test_waste_held_at_a_station_counts_from_the_weigh_in() -> None:
+    deadline = station_hold_deadline(T0, DELAYS)
+    assert deadline == T0 + timedelta(hours=48)
+    assert not overdue(deadline, T0 + timedelta(hours=47, minutes=59))
+
+
+def test_held_grams_are_the_net_less_what_left_in_dispatched_batches() -> None:
+    assert held_grams(1_000_000, 9_000_000, 600_000) == 400_000
+    assert held_grams(None, 9_000_000, 0) == 9_000_000  # not weighed out: the gross bounds it
+    assert held_grams(1_000_000, None, 1_000_000) == 0
+    assert released(1_000_000, 1_000_000)
+    assert not released(1_000_000, 999_999)
+    assert not released(None, 5_000_000)  # the net is not known until the weigh-out
 
 
 # --- settings ---------------------------------------------------------------------------

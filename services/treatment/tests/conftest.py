@@ -28,7 +28,7 @@ async def _running(database_url: str, topic_prefix: str, kafka_bootstrap: str, t
         database_url=database_url, topic_prefix=topic_prefix,
         kafka_bootstrap_servers=kafka_bootstrap, jwt_secret=SECRET,
         keys_dir=tmp_path / "keys", local_dir=tmp_path, consumer_backoff_seconds=0.01,
-        run_consumers=consumers,
+        run_consumers=consumers, alarm_sweep_seconds=3600.0,  # tests sweep by hand
     )
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):

@@ -139,6 +139,10 @@ async def test_discrepancy_beyond_ten_percent_warns_but_accepts(treatment: Treat
                                json={"batch_id": batch2, "measured_grams": 11_000,
                                      "status": "ACCEPTED"})
     assert near.status_code == 201 and near.json()["discrepancy"] is False  # exactly 10 %
+    listed = (await t.client.get("/v1/alerts", headers=t.operator(plant))).json()["items"]
+    assert [(a["kind"], a["subject_id"], a["observed_grams"]) for a in listed] == [
+        ("receipt_discrepancy", far.json()["receipt_id"], 8_900)]
+    assert (await t.client.get("/v1/alerts", headers=t.operator(plant2))).json()["items"] == []
 
 
 async def test_receipts_beyond_daily_capacity_are_accepted_and_flagged(

@@ -13,12 +13,17 @@ SubjectKind = Literal["load", "trip", "batch", "receipt", "plant"]
 
 # What each kind of alert is about; a mismatch means the raiser mixed up its ids.
 ALERT_SUBJECTS: dict[AlertKind, frozenset[str]] = {
-    AlertKind.LOAD_NOT_RECEIVED: frozenset({"load"}),
+    # Per trip since the sweep raises it for all loads of an unweighed trip; "load" stays
+    # valid for logs that named one load.
+    AlertKind.LOAD_NOT_RECEIVED: frozenset({"trip", "load"}),
     AlertKind.TRIP_NOT_WEIGHED: frozenset({"trip"}),
     AlertKind.TRIP_WEIGHT_MISMATCH: frozenset({"trip"}),
     AlertKind.BATCH_NOT_RECEIVED: frozenset({"batch"}),
     AlertKind.RECEIPT_DISCREPANCY: frozenset({"receipt", "batch", "trip"}),
     AlertKind.PLANT_OVER_CAPACITY: frozenset({"plant"}),
+    AlertKind.WASTE_HELD_AT_STATION: frozenset({"trip"}),
+    AlertKind.ACCEPTED_NOT_TREATED: frozenset({"receipt"}),
+    AlertKind.REFUSED_NOT_REDIRECTED: frozenset({"receipt"}),
 }
 # Alerts about weights must say which weights disagreed.
 WEIGHT_ALERTS = frozenset({AlertKind.TRIP_WEIGHT_MISMATCH, AlertKind.RECEIPT_DISCREPANCY})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
+from wastetrail_runtime.alarms import sweep_job
 from wastetrail_runtime.clock import Clock
-from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.service import ServiceRuntime, ServiceSpec, build_service
 
 from wastetrail_transfer.adapters.tables import meta
@@ -17,7 +16,6 @@ from wastetrail_transfer.handlers.alarms import sweep
 from wastetrail_transfer.settings import TransferSettings, transfer_settings
 
 NAME = "transfer"
-log = get_logger(__name__)
 
 
 async def sweep_alarms(rt: ServiceRuntime) -> int:
@@ -25,19 +23,8 @@ async def sweep_alarms(rt: ServiceRuntime) -> int:
     return await sweep(rt.store, rt.clock.now(), transfer_settings(rt.settings).alarm_delays())
 
 
-async def alarm_loop(rt: ServiceRuntime) -> None:
-    """Sweep for overdue trips and batches every ``alarm_sweep_seconds``, forever."""
-    interval = transfer_settings(rt.settings).alarm_sweep_seconds
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            raised = await sweep_alarms(rt)
-            if raised:
-                log.info("transfer.alarms_raised", count=raised)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database is away: try again next round
-            log.warning("transfer.alarm_sweep_failed", error=str(exc))
+alarm_loop = sweep_job(NAME, lambda rt: transfer_settings(rt.settings).alarm_sweep_seconds,
+                       sweep_alarms)
 
 
 SPEC = ServiceSpec(

@@ -25,6 +25,9 @@ class TransferSettings(ServiceSettings):
     trip_not_weighed_minutes: int = Field(default=240, ge=1)
     trip_unclosed_not_weighed_minutes: int = Field(default=720, ge=1)
     batch_not_received_minutes: int = Field(default=480, ge=1)
+    # Waste should not sit at a transfer station for days (food rots, containers overflow);
+    # two days leaves room for a weekend run.
+    station_hold_hours: int = Field(default=48, ge=1)
     alarm_sweep_seconds: float = Field(default=60.0, gt=0)
 
     def tolerance(self) -> Tolerance:
@@ -41,6 +44,7 @@ class TransferSettings(ServiceSettings):
             trip_after_close=timedelta(minutes=self.trip_not_weighed_minutes),
             trip_after_start=timedelta(minutes=self.trip_unclosed_not_weighed_minutes),
             batch_after_dispatch=timedelta(minutes=self.batch_not_received_minutes),
+            held_at_station=timedelta(hours=self.station_hold_hours),
         )
 
 

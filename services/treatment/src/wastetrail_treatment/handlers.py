@@ -25,10 +25,12 @@ from wastetrail_contracts.events.treatment import (
     TreatmentOutput,
     TreatmentRecorded,
 )
+from wastetrail_runtime import alarms
 from wastetrail_runtime.problems import Problem, conflict, not_found
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_treatment.adapters.tables import (
+    Alert,
     Allocation,
     Batch,
     Load,
@@ -210,6 +212,7 @@ async def receive(uow: UnitOfWork, plant_id: str, cmd: ReceiveDelivery, actor: A
         discrepancy_threshold_percent=tolerance_percent,
     )]
     events += _alerts(receipt, plant, delivery.declared_grams, before, tolerance_percent)
+    uow.session.add_all(_listed(events, plant_id))
     if delivery.weighing is not None:
         await uow.record(delivery.weighing.trip_id, [delivery.weighing], actor=actor)
     await uow.record(receipt_id, events, actor=actor, expected_version=0)
@@ -241,6 +244,18 @@ def _alerts(receipt: Receipt, plant: Plant, declared: int, before: int,
             raised_at=receipt.received_at, commune=plant.commune,
         ))
     return alerts
+
+
+def _listed(events: list[Event], plant_id: str) -> list[Alert]:
+    """Rows for the receipt's warnings, so GET /v1/alerts lists them with the alarms.
+
+    They stay open until someone clears them: a discrepancy or an overload is a fact to
+    investigate, not a gap a later event closes.
+    """
+    return [Alert(alert_id=e.alert_id, kind=e.kind.value, subject_kind=e.subject_kind,
+                  subject_id=e.subject_id, detail=e.detail, expected_grams=e.expected_grams,
+                  observed_grams=e.observed_grams, raised_at=e.raised_at, plant_id=plant_id)
+            for e in events if isinstance(e, CustodyAlertRaised)]
 
 
 async def _received_on(uow: UnitOfWork, plant_id: str, day: date) -> int:
@@ -377,10 +392,20 @@ async def _direct_haul(uow: UnitOfWork, plant_id: str, cmd: ReceiveDelivery, tri
 # --- custody of the refused part and treatment ----------------------------------------
 
 
-def _balance(receipt: Receipt) -> ReceiptBalance:
+def receipt_balance(receipt: Receipt) -> ReceiptBalance:
+    """The domain's view of what is left to account for on a receipt row."""
     return ReceiptBalance(receipt.receipt_id, receipt.plant_id, Category(receipt.category),
                           receipt.accepted_grams, receipt.refused_grams, receipt.treated_grams,
                           receipt.redirected_grams)
+
+
+async def settle_alarms(uow: UnitOfWork, receipt: Receipt, why: str, now: datetime) -> None:
+    """Clear the receipt's open alarms whose waiting grams are now all accounted for."""
+    balance = receipt_balance(receipt)
+    if receipt.untreated_alert_id is not None and balance.untreated_grams == 0:
+        await alarms.clear_alert(uow, Alert, receipt.untreated_alert_id, why, now)
+    if receipt.refused_alert_id is not None and balance.held_refused_grams == 0:
+        await alarms.clear_alert(uow, Alert, receipt.refused_alert_id, why, now)
 
 
 async def _locked_receipt(uow: UnitOfWork, receipt_id: str, site: str | None) -> Receipt:
@@ -395,7 +420,7 @@ async def redirect_refused(uow: UnitOfWork, receipt_id: str, cmd: RedirectRefuse
                            actor: Actor, now: datetime, *, site: str | None) -> Redirect:
     """Send refused waste back to a station or to another plant → RefusedWasteRedirected."""
     receipt = await _locked_receipt(uow, receipt_id, site)
-    balance = _balance(receipt)
+    balance = receipt_balance(receipt)
     destination_id = cmd.destination_id
     destination: PlantRules | None = None
     if cmd.destination_kind == "station" and destination_id is None:
@@ -428,6 +453,10 @@ async def redirect_refused(uow: UnitOfWork, receipt_id: str, cmd: RedirectRefuse
         trip_id=receipt.trip_id, grams=grams, destination_kind=cmd.destination_kind,
         destination_id=destination_id, redirected_at=now, redirect_id=redirect_id,
     )], actor=actor)
+    where = "returned to station" if cmd.destination_kind == "station" else "sent to plant"
+    await settle_alarms(uow, receipt, f"{grams} g {where} {destination_id} (redirect "
+                        f"{redirect_id}); {receipt.redirected_grams} g of "
+                        f"{receipt.refused_grams} g refused now redirected", now)
     return redirect
 
 
@@ -437,7 +466,7 @@ async def record_treatment(uow: UnitOfWork, receipt_id: str, cmd: RecordTreatmen
     receipt = await _locked_receipt(uow, receipt_id, site)
     plant = await uow.session.get(Plant, receipt.plant_id)
     assert plant is not None  # receipts are only recorded at registered plants
-    treated = check_treatment(_balance(receipt), plant_rules(plant), cmd.methods,
+    treated = check_treatment(receipt_balance(receipt), plant_rules(plant), cmd.methods,
                               output_grams=sum(o.grams for o in cmd.outputs),
                               residue_grams=cmd.residue_grams,
                               residue_destination=cmd.residue_destination,
@@ -468,4 +497,6 @@ async def record_treatment(uow: UnitOfWork, receipt_id: str, cmd: RecordTreatmen
     receipt.treated_grams += treated
     uow.session.add_all([record, receipt])
     await uow.record(receipt_id, [event], actor=actor)
+    await settle_alarms(uow, receipt, f"treatment {treatment_id} covered the accepted "
+                        f"{receipt.accepted_grams} g", now)
     return record

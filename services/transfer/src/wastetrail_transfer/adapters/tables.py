@@ -13,6 +13,7 @@ from typing import Any, overload
 
 from sqlalchemy import JSON, BigInteger, DateTime, Index, text
 from sqlmodel import Field, SQLModel
+from wastetrail_runtime.alarms import AlertColumns
 from wastetrail_runtime.store import ServiceMetadata
 
 meta = ServiceMetadata()
@@ -73,6 +74,7 @@ class Plant(TransferTable, table=True):
 
 _TRIP_OPEN = text("weighed_in_at IS NULL AND weighed_at IS NULL AND received_at IS NULL "
                   "AND not_weighed_alert_id IS NULL")
+_TRIP_HELD = text("weighed_in_at IS NOT NULL AND released_at IS NULL AND held_alert_id IS NULL")
 _BATCH_IN_TRANSIT = text("received_at IS NULL AND dispatched_at IS NOT NULL")
 
 
@@ -88,6 +90,8 @@ class Trip(TransferTable, table=True):
     __table_args__ = (
         Index("ix_trip_custody_open", "closed_at", "started_at",
               postgresql_where=_TRIP_OPEN, sqlite_where=_TRIP_OPEN),
+        Index("ix_trip_held", "weighed_in_at",
+              postgresql_where=_TRIP_HELD, sqlite_where=_TRIP_HELD),
     )
 
     trip_id: str = Field(primary_key=True, max_length=80)
@@ -125,6 +129,9 @@ class Trip(TransferTable, table=True):
     # Open custody alerts about this trip.
     not_weighed_alert_id: str | None = Field(default=None, max_length=80)
     mismatch_alert_id: str | None = Field(default=None, max_length=80)
+    held_alert_id: str | None = Field(default=None, max_length=80)
+    # When the last of its net weight left the station in a dispatched batch.
+    released_at: datetime | None = _when()
 
 
 class Load(TransferTable, table=True):
@@ -212,19 +219,9 @@ class RefusedReturn(TransferTable, table=True):
     returned_at: datetime = _when(nullable=False)
 
 
-class Alert(TransferTable, table=True):
+class Alert(TransferTable, AlertColumns, table=True):
     """A custody alert this service raised, open until ``cleared_at`` is set."""
 
     __table_args__ = (Index("ix_alert_kind_subject", "kind", "subject_id"),)
 
-    alert_id: str = Field(primary_key=True, max_length=80)
-    kind: str = Field(max_length=40)
-    subject_kind: str = Field(max_length=20)
-    subject_id: str = Field(max_length=80)
     station_id: str | None = Field(default=None, max_length=80)
-    detail: str = Field(max_length=500)
-    expected_grams: int | None = _grams()
-    observed_grams: int | None = _grams()
-    raised_at: datetime = _when(nullable=False, index=True)
-    cleared_at: datetime | None = _when()
-    resolution: str | None = Field(default=None, max_length=500)

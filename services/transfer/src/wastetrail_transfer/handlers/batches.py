@@ -15,6 +15,7 @@ from wastetrail_transfer.adapters.tables import Batch, BatchAllocation, Plant, S
 from wastetrail_transfer.adapters.tables import TripShare as TripShareRow
 from wastetrail_transfer.domain import batch as domain
 from wastetrail_transfer.domain.errors import Conflict, Missing
+from wastetrail_transfer.handlers.alarms import release_dispatched
 
 
 @dataclass(frozen=True)
@@ -149,4 +150,6 @@ async def dispatch(uow: UnitOfWork, *, batch_id: str, plant_id: str, vehicle_id:
     row.dispatched_grams = event.dispatched_grams
     row.dispatched_at = now
     await uow.record(batch_id, [event], actor=actor)
+    await release_dispatched(uow, list(aggregate.allocations),
+                             f"dispatched in batch {batch_id} to plant {plant_id}", now)
     return row

@@ -12,13 +12,8 @@ from sqlmodel import select
 from wastetrail_contracts import SYSTEM_ACTOR
 from wastetrail_contracts.apportion import category_shares as apportion
 from wastetrail_contracts.enums import AlertKind, Category, CustodySite
-from wastetrail_contracts.envelope import uuid7
-from wastetrail_contracts.events.custody import (
-    CustodyAlertCleared,
-    CustodyAlertRaised,
-    SubjectKind,
-)
 from wastetrail_contracts.events.transfer import TripReconciled
+from wastetrail_runtime import alarms
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_transfer.adapters.tables import Alert, Load, Trip, TripShare
@@ -52,48 +47,9 @@ def scans_of(trip: Trip) -> Scans:
     )
 
 
-async def raise_alert(
-    uow: UnitOfWork,
-    *,
-    kind: AlertKind,
-    subject_kind: SubjectKind,
-    subject_id: str,
-    detail: str,
-    now: datetime,
-    station_id: str | None = None,
-    commune: str | None = None,
-    expected_grams: int | None = None,
-    observed_grams: int | None = None,
-) -> str:
-    """Record ``CustodyAlertRaised`` on the subject's stream and keep the alert open."""
-    alert_id = uuid7()
-    event = CustodyAlertRaised(
-        alert_id=alert_id, kind=kind, subject_kind=subject_kind, subject_id=subject_id,
-        detail=detail[:500], expected_grams=expected_grams, observed_grams=observed_grams,
-        raised_at=now, commune=commune,
-    )
-    await uow.record(subject_id, [event], actor=SYSTEM_ACTOR)
-    uow.session.add(Alert(
-        alert_id=alert_id, kind=kind.value, subject_kind=subject_kind, subject_id=subject_id,
-        station_id=station_id, detail=event.detail, expected_grams=expected_grams,
-        observed_grams=observed_grams, raised_at=now,
-    ))
-    return alert_id
-
-
 async def clear_alert(uow: UnitOfWork, alert_id: str, resolution: str, now: datetime) -> bool:
     """Record ``CustodyAlertCleared`` for an open alert; False when it was already cleared."""
-    alert = await uow.session.get(Alert, alert_id, with_for_update=True)
-    if alert is None or alert.cleared_at is not None:
-        return False
-    alert.cleared_at = now
-    alert.resolution = resolution[:500]
-    await uow.record(alert.subject_id, [CustodyAlertCleared(
-        alert_id=alert.alert_id, kind=AlertKind(alert.kind),
-        subject_kind=alert.subject_kind,
-        subject_id=alert.subject_id, resolution=alert.resolution, cleared_at=now,
-    )], actor=SYSTEM_ACTOR)
-    return True
+    return await alarms.clear_alert(uow, Alert, alert_id, resolution, now)
 
 
 async def custody_reached(uow: UnitOfWork, trip: Trip, where: str, now: datetime) -> None:
@@ -136,8 +92,8 @@ async def reconcile_if_ready(uow: UnitOfWork, trip: Trip, tolerance: Tolerance,
         discrepancy=result.discrepancy,
     )], actor=SYSTEM_ACTOR)
     if result.discrepancy:
-        trip.mismatch_alert_id = await raise_alert(
-            uow, kind=AlertKind.TRIP_WEIGHT_MISMATCH, subject_kind="trip",
+        trip.mismatch_alert_id = await alarms.raise_alert(
+            uow, Alert, kind=AlertKind.TRIP_WEIGHT_MISMATCH, subject_kind="trip",
             subject_id=trip.trip_id, station_id=trip.station_id, commune=trip.commune,
             detail=(f"trip {trip.trip_id} weighed {result.net_grams} g net at "
                     f"{trip.station_id} but its {result.load_count} loads scanned "

@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.enums import Category
+from wastetrail_runtime.alarms import AlertOut, alerts_query
 
 from wastetrail_transfer.adapters.tables import (
     Alert,
@@ -134,22 +135,14 @@ class ReconciliationView(BaseModel):
     shares: dict[Category, int]
     not_weighed_alert_id: str | None
     mismatch_alert_id: str | None
+    held_alert_id: str | None
+    released_at: datetime | None  # when the last of its net left in a dispatched batch
 
 
-class AlertView(BaseModel):
-    """A custody alert raised by this service."""
+class AlertView(AlertOut):
+    """A custody alert raised by this service, with the station it concerns."""
 
-    alert_id: str
-    kind: str
-    subject_kind: str
-    subject_id: str
     station_id: str | None
-    detail: str
-    expected_grams: int | None
-    observed_grams: int | None
-    raised_at: datetime
-    cleared_at: datetime | None
-    resolution: str | None
 
 
 def station_view(station: Station) -> StationView:
@@ -260,36 +253,20 @@ async def reconciliation(session: AsyncSession, trip: Trip) -> ReconciliationVie
         shares={Category(s.category): s.grams for s in shares},
         not_weighed_alert_id=trip.not_weighed_alert_id,
         mismatch_alert_id=trip.mismatch_alert_id,
+        held_alert_id=trip.held_alert_id, released_at=as_utc(trip.released_at),
     )
 
 
 def alert_view(alert: Alert) -> AlertView:
     """An alert row as its view."""
-    return AlertView(
-        alert_id=alert.alert_id, kind=alert.kind, subject_kind=alert.subject_kind,
-        subject_id=alert.subject_id, station_id=alert.station_id, detail=alert.detail,
-        expected_grams=alert.expected_grams, observed_grams=alert.observed_grams,
-        raised_at=as_utc(alert.raised_at),
-        cleared_at=as_utc(alert.cleared_at), resolution=alert.resolution,
-    )
+    return AlertView.model_validate(alert, from_attributes=True)
 
 
 async def alerts(session: AsyncSession, *, open_only: bool, kind: str | None,
                  station_id: str | None, subject_id: str | None, limit: int,
                  offset: int) -> list[AlertView]:
     """Alerts, newest first, filtered."""
-    query = select(Alert)
-    if open_only:
-        query = query.where(col(Alert.cleared_at).is_(None))
-    if kind is not None:
-        query = query.where(Alert.kind == kind)
-    if station_id is not None:
-        query = query.where(Alert.station_id == station_id)
-    if subject_id is not None:
-        query = query.where(Alert.subject_id == subject_id)
-    rows = (await session.exec(
-        query.order_by(col(Alert.raised_at).desc(), col(Alert.alert_id)).limit(limit)
-        .offset(offset)
-    )).all()
+    query = alerts_query(Alert, open_only=open_only, kind=kind, subject_id=subject_id,
+                         station_id=station_id)
+    rows = (await session.exec(query.limit(limit).offset(offset))).all()
     return [alert_view(a) for a in rows]
-

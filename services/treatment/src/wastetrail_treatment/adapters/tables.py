@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, Index, text
 from sqlmodel import Field, SQLModel
+from wastetrail_runtime.alarms import AlertColumns
 from wastetrail_runtime.store import ServiceMetadata
 
 meta = ServiceMetadata()
@@ -42,11 +43,23 @@ class Plant(TreatmentTable, table=True):
     updated_at: datetime = Field(sa_column=_when())
 
 
+# The alarm sweeps look only at receipts with grams still waiting; partial indexes keep
+# them cheap when the table holds years of receipts.
+_UNTREATED = text("accepted_grams > treated_grams AND untreated_alert_id IS NULL")
+_REFUSED_HELD = text("refused_grams > redirected_grams AND refused_alert_id IS NULL")
+
+
 class Receipt(TreatmentTable, table=True):
     """One weighbridge receipt, with running totals of what was treated and redirected."""
 
     __tablename__ = "receipts"
-    __table_args__ = (Index("ix_receipts_plant_day", "plant_id", "plant_day"),)
+    __table_args__ = (
+        Index("ix_receipts_plant_day", "plant_id", "plant_day"),
+        Index("ix_receipts_untreated", "received_at",
+              postgresql_where=_UNTREATED, sqlite_where=_UNTREATED),
+        Index("ix_receipts_refused_held", "received_at",
+              postgresql_where=_REFUSED_HELD, sqlite_where=_REFUSED_HELD),
+    )
 
     receipt_id: str = Field(primary_key=True, max_length=80)
     plant_id: str = Field(max_length=80)
@@ -73,6 +86,9 @@ class Receipt(TreatmentTable, table=True):
     tare_grams: int | None = Field(default=None, sa_type=BigInteger)
     tare_source: str | None = Field(default=None, max_length=20)
     actor: str = Field(max_length=80)
+    # Open custody alarms about this receipt (see domain/alarms.py).
+    untreated_alert_id: str | None = Field(default=None, max_length=80)
+    refused_alert_id: str | None = Field(default=None, max_length=80)
 
 
 class Redirect(TreatmentTable, table=True):
@@ -108,6 +124,15 @@ class TreatmentRecord(TreatmentTable, table=True):
     previously_treated_grams: int = Field(sa_type=BigInteger)
     treated_at: datetime = Field(sa_column=_when())
     actor: str = Field(max_length=80)
+
+
+class Alert(TreatmentTable, AlertColumns, table=True):
+    """A custody alert this service raised, open until ``cleared_at`` is set."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_kind_subject", "kind", "subject_id"),)
+
+    plant_id: str | None = Field(default=None, max_length=80, index=True)
 
 
 # --- projections of the collection and transfer topics --------------------------------

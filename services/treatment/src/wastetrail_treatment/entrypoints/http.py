@@ -15,8 +15,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_contracts.base import Id
-from wastetrail_contracts.enums import Role
+from wastetrail_contracts.enums import AlertKind, Role
 from wastetrail_contracts.fate import FateNode, leaves, treated_by_method, trip_fates
+from wastetrail_runtime.alarms import alerts_query
 from wastetrail_runtime.auth import Principal, require
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import ServiceRuntime, runtime_of
@@ -24,6 +25,7 @@ from wastetrail_runtime.service import ServiceRuntime, runtime_of
 from wastetrail_treatment import handlers
 from wastetrail_treatment.adapters import facts
 from wastetrail_treatment.adapters.tables import (
+    Alert,
     Batch,
     Load,
     Plant,
@@ -41,6 +43,7 @@ from wastetrail_treatment.commands import (
 )
 from wastetrail_treatment.entrypoints.certificate_page import certificate_document, render_html
 from wastetrail_treatment.entrypoints.schemas import (
+    AlertOut,
     BatchOut,
     DestinationOut,
     FateNodeOut,
@@ -371,3 +374,28 @@ def _fate_out(load: Load, trip: Trip, batches: list[Batch], tree: FateNode) -> F
 
 
 __all__ = ["router"]
+
+
+# --- alerts -------------------------------------------------------------------------------
+
+
+@router.get("/alerts", response_model=Page[AlertOut], tags=["alerts"])
+async def list_alerts(
+    request: Request, principal: Reader, open_only: bool = True,
+    kind: AlertKind | None = None, subject_id: Annotated[Id | None, Query()] = None,
+    plant_id: Annotated[Id | None, Query()] = None, limit: Limit = 100, offset: Offset = 0,
+) -> Page[AlertOut]:
+    """Custody alarms raised by this service, newest first (open ones by default).
+
+    A plant operator sees the alarms of their own plant only.
+    """
+    site = _site(principal)
+    if site is not None:
+        handlers.check_site(site, plant_id or site)
+        plant_id = site
+    query = alerts_query(Alert, open_only=open_only, kind=kind.value if kind else None,
+                         subject_id=subject_id, plant_id=plant_id)
+    async with runtime_of(request).db.session() as session:
+        rows, total = await _page(session, query, limit, offset)
+    return Page[AlertOut](items=[AlertOut.model_validate(a) for a in rows], total=total,
+                          limit=limit, offset=offset)

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from wastetrail_contracts.fate import FateNode
+from wastetrail_runtime import alarms
 
 from wastetrail_treatment.adapters.tables import Plant, Receipt, Redirect, TreatmentRecord
 
@@ -26,6 +27,14 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+class AlertOut(alarms.AlertOut):
+    """A custody alert raised by this service, with the plant it concerns."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    plant_id: str | None
 
 
 class PlantOut(Out):
