@@ -148,19 +148,40 @@ async def wait_for_consumers(bootstrap: str, prefix: str, patience: float = 600
 
 
 def trace_fates(projection: str, load_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Every load's grams per treatment method as ``audit trace`` derives them from the log."""
+    """Every load's grams per treatment method as ``audit trace`` derives them from the log.
+
+    The trace of a load computes its whole trip (``trace.trip_facts`` → the fate rule); the
+    check computes each trip once for all its loads, and runs the full ``trace_load`` of
+    one load per (trip, category) to make sure the trace reports those same numbers.
+    """
     import sqlite3
 
-    from wastetrail_audit.trace import trace_load
+    from wastetrail_audit.trace import trace_load, trip_facts
+    from wastetrail_contracts.fate import treated_by_method, trip_fates
 
     conn = sqlite3.connect(projection)
+    conn.row_factory = sqlite3.Row
     try:
-        out: dict[str, dict[str, int]] = {}
+        trips: dict[str, list[str]] = defaultdict(list)
         for load_id in load_ids:
-            result = trace_load(conn, load_id)
-            split = result.data.get("treatment_split")
-            if result.found and isinstance(split, dict):
-                out[load_id] = {str(m): int(g) for m, g in split.items()}
+            row = conn.execute("SELECT trip_id FROM load_collected WHERE load_id = ? LIMIT 1",
+                               (load_id,)).fetchone()
+            if row is not None:
+                trips[str(row["trip_id"])].append(load_id)
+        out: dict[str, dict[str, int]] = {}
+        for trip_id, members in trips.items():
+            facts = trip_facts(conn, trip_id)
+            trees = trip_fates(facts)
+            category_of = {x.load_id: x.category for x in facts.loads}
+            sampled: set[str] = set()
+            for load_id in members:
+                out[load_id] = {m.value: g for m, g in treated_by_method(trees[load_id]).items()}
+                category = category_of[load_id]
+                if category not in sampled:
+                    sampled.add(category)
+                    traced = trace_load(conn, load_id).data.get("treatment_split")
+                    if traced != out[load_id]:
+                        out[load_id] = {"trace disagrees with its own trip": -1}
         return out
     finally:
         conn.close()
