@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing on a fresh machine: uv, the Python environment (from uv.lock),
-# Java and Maven for the local Kafka broker, PostgreSQL. A second run does nothing.
+# Java and Maven for the local Kafka broker, PostgreSQL, Chromium, Caddy. A second run does
+# nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -27,5 +28,6 @@ fi
 command -v java >/dev/null || { echo "bootstrap: installing Java 17"; apt_install openjdk-17-jre-headless; }
 command -v mvn >/dev/null || { echo "bootstrap: installing Maven"; apt_install maven; }
 command -v chromium >/dev/null || { echo "bootstrap: installing Chromium (browser tests)"; apt_install chromium; }
+command -v caddy >/dev/null || { echo "bootstrap: installing Caddy (the one-origin reverse proxy)"; apt_install caddy; }
 bash deploy/local/postgres.sh install
 bash deploy/local/kafka.sh fetch

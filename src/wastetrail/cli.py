@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from wastetrail.devstack import infra, processes
+from wastetrail.devstack import infra, processes, proxy
 
 app = typer.Typer(help="WasteTrail: trace household waste from household to treatment.",
                   no_args_is_help=True)
@@ -49,6 +49,12 @@ def up(
     if failed:
         typer.echo(f"not ready: {', '.join(failed)} — see .local/logs/", err=True)
         raise typer.Exit(1)
+    proxy.start()
+    if not proxy.wait_ready():
+        typer.echo("proxy not answering — see .local/logs/proxy.log", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"one origin  http://127.0.0.1:{proxy.PROXY_PORT}/api/<service>/ "
+               "(collection, transfer, treatment, billing)")
     for service in processes.SERVICES:
         typer.echo(f"{service:<11} http://127.0.0.1:{processes.PORTS[service]}/docs")
     typer.echo(f"vnpay sandbox http://127.0.0.1:{processes.SANDBOX_PORT}/")
@@ -57,7 +63,7 @@ def up(
 @app.command()
 def down() -> None:
     """Stop the services, the sandbox, Kafka and PostgreSQL; leaves no process behind."""
-    for name in (*processes.SERVICES, "vnpay-sandbox"):
+    for name in ("proxy", *processes.SERVICES, "vnpay-sandbox"):
         if processes.stop(name):
             typer.echo(f"{name} stopped")
     infra.stop_kafka()
@@ -70,7 +76,7 @@ def status() -> None:
     typer.echo(f"kafka      {'up' if infra.kafka_answers() else 'down'} {infra.KAFKA_BOOTSTRAP}")
     pg = "up" if infra.postgres_answers() else "down"
     typer.echo(f"postgres   {pg} 127.0.0.1:{infra.PG_PORT}")
-    for name in (*processes.SERVICES, "vnpay-sandbox"):
+    for name in (*processes.SERVICES, "vnpay-sandbox", "proxy"):
         pid = processes.running(name)
         typer.echo(f"{name:<10} {'up (pid ' + str(pid) + ')' if pid else 'down'}")
 

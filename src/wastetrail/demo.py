@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from wastetrail.devstack import infra, processes
+from wastetrail.devstack import infra, processes, proxy
 
 OUT = Path("out/demo")
 HOUSEHOLDS = int(os.environ.get("WASTETRAIL_DEMO_HOUSEHOLDS", "120"))
@@ -96,6 +96,12 @@ def _up() -> list[str]:
         started.append(service)
     missing += [f"{s}: not ready (see .local/logs/)" for s in started
                 if not processes.wait_ready(s)]
+    try:
+        proxy.start()
+        if not proxy.wait_ready():
+            missing.append("proxy: not answering (see .local/logs/proxy.log)")
+    except RuntimeError as exc:
+        missing.append(f"proxy: {exc}")
     return missing
 
 
@@ -227,5 +233,6 @@ def run_demo() -> int:
                 "refunds_expected_vnd", "seconds"):
         print(f"   {key:<28} {json.dumps(summary[key], ensure_ascii=False)}", flush=True)
     print(f"   summary: {OUT / 'summary.json'}  report: {OUT / 'report'}/", flush=True)
-    print("   services stay up: http://127.0.0.1:8001/docs … :8004/docs; `make down` stops them")
+    print(f"   one origin: http://127.0.0.1:{proxy.PROXY_PORT}/ (APIs under /api/<service>/, "
+          f"e.g. /api/treatment/docs); services also on :8001 … :8004; `make down` stops all")
     return 0 if sim["loads_accounted"] == sim["loads_collected"] else 1

@@ -26,6 +26,7 @@ from wastetrail_runtime.checkpoints import Checkpointer
 from wastetrail_runtime.clock import Clock, SystemClock
 from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_topic
 from wastetrail_runtime.db import Database
+from wastetrail_runtime.forwarded import ForwardedPrefix
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
@@ -158,6 +159,7 @@ def build_service(
     app.state.settings = settings
     install_problem_handlers(app)
     _install_middleware(app, spec.name)
+    app.add_middleware(ForwardedPrefix)
     _install_health(app)
     for router in spec.routers:
         app.include_router(router)
