@@ -192,3 +192,20 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     assert facts.mismatches(loads, traces, "audit trace") == []
     # A returned bottle's load was recycled (the EPR claim was confirmed by that treatment).
     assert traces[str(returns[0]["load_id"])].get("recycling", 0) > 0
+
+    # A food load on a mixed trip whose food batch was all composted is 100 % composted, by
+    # the fate API (one load) and by the trace; the trip's recyclables went elsewhere.
+    batch_of = {(t, cat): b for b, (cat, trips) in facts.batches.items() for t in trips}
+    categories: dict[str, set[str]] = {}
+    for facts_ in loads.values():
+        categories.setdefault(str(facts_["trip"]), set()).add(str(facts_["category"]))
+    food = next(lid for lid, f in sorted(loads.items())
+                if f["category"] == "food" and len(categories[str(f["trip"])]) > 2
+                and set(facts.treated[batch_of[(str(f["trip"]), "food")]]) == {"composting"})
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"{services['treatment']}/v1/loads/{food}/fate",
+                                  headers={"authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    fate = answer.json()
+    assert fate["treated_by_method"] == {"composting": fate["grams"]} == traces[food]
+    assert {b["category"] for b in fate["batches"]} == {"food"}
