@@ -151,6 +151,9 @@ def test_report_csv_xlsx_and_html_hold_the_same_numbers(report_dir: Path) -> Non
     assert cell[("province", "", "cost_recovery")]["value"] == "64.8"
     assert cell[("province", "", "epr_recycling_rate_pet")]["value"] == "10.0"
     assert cell[("commune", "U1", "refused_at_plant")]["label_vi"] == "Bị từ chối tại cơ sở xử lý"
+    # Beside the machine value, the value as written for people (vi_VN, as in the HTML).
+    assert cell[("province", "", "cost_recovery")]["value_vi"] == "64,80"
+    assert cell[("commune", "U1", "treated_composting")]["value_vi"] == "0,029"
 
     book = load_workbook(report_dir / "report.xlsx")
     sheet = book["Chi tieu - Indicators"]
@@ -159,6 +162,13 @@ def test_report_csv_xlsx_and_html_hold_the_same_numbers(report_dir: Path) -> Non
     assert xcell[("commune", "R1", "refusal_rate")][6] == 33.33
     assert xcell[("province", "", "cost_recovery")][6] == 64.8
     assert xcell[("commune", "U1", "treated_composting")][6] == 0.029  # 28,800 g
+    # Vietnamese headings, numbers stored as numbers with formats, frozen filtered header.
+    assert sheet["A1"].value == "Phạm vi / Scope" and sheet["G1"].value == "Giá trị / Value"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+    by_indicator = {r[3].value: r[6] for r in sheet.iter_rows(min_row=2)}
+    assert by_indicator["cost_recovery"].number_format == '0.00 "%"'
+    assert by_indicator["treated_composting"].number_format == '#,##0.000 "t"'
+    assert book["EPR"]["A1"].value == "Vật liệu / Material"
     epr = {row[0].value: row for row in book["EPR"].iter_rows(min_row=2)}
     assert epr["aluminium"][3].value == 25.0
     assert [book["Xa - Communes"][f"A{i}"].value for i in (2, 3)] == ["R1", "U1"]
@@ -167,8 +177,8 @@ def test_report_csv_xlsx_and_html_hold_the_same_numbers(report_dir: Path) -> Non
     assert html.count("<svg") == 4  # flow diagram + three bar charts
     assert "Sơ đồ dòng chất thải" in html and "Waste flow" in html
     assert "Chôn lấp trực tiếp / Direct landfill" in html
-    assert "64.80 %" in html and "33.33" in html and "93.39" in html
-    assert "Trạm trung chuyển / Station st-1 — 0.140 t" in html
+    assert "64,80\u00a0%" in html and "33,33" in html and "93,39" in html
+    assert "Trạm trung chuyển / Station st-1 — 0,140\u00a0t" in html
     assert "assumed" in html
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from wastetrail_contracts import formats
 
 from wastetrail_audit.indicators import (
     AWAITING,
@@ -105,6 +106,18 @@ SORTING_GROUPS = {"food": ("Thực phẩm", "Food"), "recyclable": ("Tái chế 
 HEADER = ["scope", "commune", "commune_class", "indicator", "label_vi", "label_en", "value",
           "unit", "target_percent", "target_kind", "meets_target", "target_assumed",
           "target_source"]
+# Column headings people read (the XLSX); report.csv keeps the machine names above and
+# adds the value as written for people (value_vi).
+HEADER_VI = {
+    "scope": "Phạm vi / Scope", "commune": "Xã, phường / Commune",
+    "commune_class": "Loại / Class", "indicator": "Mã chỉ tiêu / Indicator",
+    "label_vi": "Chỉ tiêu", "label_en": "Indicator", "value": "Giá trị / Value",
+    "unit": "Đơn vị / Unit", "target_percent": "Mục tiêu (%) / Target (%)",
+    "target_kind": "Loại mục tiêu / Target kind", "meets_target": "Đạt / Meets",
+    "target_assumed": "Mục tiêu giả định / Assumed", "target_source": "Nguồn / Source",
+}
+UNIT_FORMATS = {"đ": formats.XLSX_FORMATS["vnd"], "t": formats.XLSX_FORMATS["t"],
+                "%": '0.00 "%"'}
 
 
 def label(key: str) -> str:
@@ -333,9 +346,9 @@ def write_csv(path: Path, rows: list[Row]) -> None:
     """report.csv (UTF-8 with BOM so spreadsheet programs read the Vietnamese)."""
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(HEADER)
+        writer.writerow([*HEADER, "value_vi"])
         for row in rows:
-            writer.writerow(["" if v is None else v for v in row.cells()])
+            writer.writerow([*("" if v is None else v for v in row.cells()), cell(row)])
 
 
 def write_xlsx(path: Path, report: ProvinceReport, rows: list[Row]) -> None:
@@ -344,13 +357,17 @@ def write_xlsx(path: Path, report: ProvinceReport, rows: list[Row]) -> None:
     sheet = book.active
     assert sheet is not None
     sheet.title = "Chi tieu - Indicators"
-    sheet.append(HEADER)
+    sheet.append([HEADER_VI[h] for h in HEADER])
+    value_column = HEADER.index("value") + 1
     for row in rows:
         sheet.append(row.cells())
+        sheet.cell(sheet.max_row, value_column).number_format = UNIT_FORMATS.get(
+            row.unit, formats.XLSX_FORMATS["count"])
     communes = book.create_sheet("Xa - Communes")
     keys = ["collected", "treated", "collected_treated", "direct_landfill_share",
             "collection_coverage", "refusal_rate", "open_alerts", "billed", "fees_collected"]
-    communes.append(["commune", "commune_class", *(label(k) for k in keys)])
+    communes.append([HEADER_VI["commune"], HEADER_VI["commune_class"],
+                     *(label(k) for k in keys)])
     by_scope: dict[tuple[str, str], dict[str, object]] = {}
     for r in rows:
         by_scope.setdefault((r.scope, r.commune), {})[r.indicator] = r.value
@@ -359,16 +376,35 @@ def write_xlsx(path: Path, report: ProvinceReport, rows: list[Row]) -> None:
         values = by_scope.get(key, {})
         communes.append([scope.scope, scope.commune_class, *(values.get(k) for k in keys)])
     epr = book.create_sheet("EPR")
-    epr.append(["material", "placed_grams", "recycled_grams", "rate_percent",
-                "mandatory_percent", "meets", "assumed"])
+    epr.append(["Vật liệu / Material", "Đưa ra thị trường (g) / Placed (g)",
+                "Đã tái chế (g) / Recycled (g)", "Tỷ lệ (%) / Rate (%)",
+                "Bắt buộc (%) / Mandatory (%)", "Đạt / Meets", "Giả định / Assumed"])
     for e in report.epr:
         epr.append([e.material, e.placed_grams, e.recycled_grams, pct(e.rate),
                     float(e.target.percent) if e.target else None, e.meets,
                     e.target.assumed if e.target else None])
     for ws in book.worksheets:
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
+        for heading in ws[1]:
+            heading.font = Font(bold=True)
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = ws.dimensions
+        for column in ws.columns:
+            longest = max(len(str(c.value)) if c.value is not None else 0 for c in column)
+            ws.column_dimensions[column[0].column_letter].width = min(max(10, longest + 2), 60)
     book.save(path)
+
+
+def cell(row: Row) -> str:
+    """A row's value as a person reads it (vi_VN: ``12,345`` t, ``1.806.000 ₫``)."""
+    if row.value is None:
+        return "–"
+    if row.unit == "đ":
+        return formats.money(int(row.value))
+    if row.unit == "t":
+        return formats.number(row.value, 3)
+    if row.unit == "%":
+        return formats.number(row.value, 2)
+    return formats.number(row.value)
 
 
 def write_html(path: Path, report: ProvinceReport, rows: list[Row],
@@ -402,6 +438,7 @@ def write_html(path: Path, report: ProvinceReport, rows: list[Row],
     assumed += [(f"epr_rates.{k}", t) for k, t in report.targets.epr_rates.items() if t.assumed]
     html = env.get_template("report.html.j2").render(
         report=report, rows=rows, integrity=integrity, label=label, tonnes=tonnes,
+        cell=cell, fmt=formats,
         flow_svg=flow_diagram(report.flows, node_labels, category_labels),
         alarms=alarm_items(report),
         treated_svg=bars(treated_bars), landfill_svg=bars(landfill_bars),

@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from wastetrail_contracts import formats
+
 GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
 
 
 def tonnes(grams: float) -> str:
-    """Grams as tonnes with three decimals: ``0.140 t``."""
-    return f"{grams / 1_000_000:,.3f} t"
+    """Grams as tonnes with three decimals, the Vietnamese way: ``0,140 t``."""
+    return formats.tonnes(grams)
 
 
 # One colour per sorting group (Circular 02/2022 bags: green for food, yellow for other).
@@ -176,7 +178,7 @@ def bars(items: Sequence[Bar], width: int = 900) -> str:
                      f"{escape(item.label)}</text>")
         parts.append(f'<rect x="{left}" y="{y}" width="{value * scale:.1f}" height="{row - 8}" '
                      f'fill="{item.colour}"/>')
-        shown = "–" if item.value is None else f"{item.value:.2f} %"
+        shown = formats.percent(item.value, 2)
         parts.append(f'<text x="{left + value * scale + 4:.1f}" y="{y + 13}" font-size="12">'
                      f"{escape(shown)}</text>")
         if item.target is not None:
@@ -185,6 +187,6 @@ def bars(items: Sequence[Bar], width: int = 900) -> str:
             note = " (giả định / assumed)" if item.assumed else ""
             parts.append(f'<line x1="{tx:.1f}" y1="{y - 2}" x2="{tx:.1f}" y2="{y + row - 6}" '
                          f'stroke="#000" stroke-width="2"><title>mục tiêu / target {sign} '
-                         f"{item.target:.2f} %{escape(note)}</title></line>")
+                         f"{formats.percent(item.target, 2)}{escape(note)}</title></line>")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img">{"".join(parts)}</svg>')

@@ -3,6 +3,8 @@ Vietnamese by default with an English toggle, invoices with a Pay button."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from billing_support import SECRET, Billing, february_invoice
 from wastetrail_contracts.enums import Role
@@ -27,11 +29,12 @@ async def test_sign_in_with_the_account_token_shows_its_invoices(billing: Billin
     page = await billing.client.get("/account")  # the client keeps the cookie
     assert page.status_code == 200
     assert f'id="invoice-{invoice_id}"' in page.text
-    assert "60.000 ₫" in page.text and "Chưa thanh toán" in page.text
+    assert "60.000\u00a0₫" in page.text and "Chưa thanh toán" in page.text
+    assert re.search(r"Tháng \d{1,2}/\d{4}", page.text)  # periods as people write them
     assert f'id="pay-{invoice_id}"' in page.text
 
     english = await billing.client.get("/account?lang=en")
-    assert "Unpaid" in english.text and "Pay 60.000 ₫" in english.text
+    assert "Unpaid" in english.text and "Pay 60.000\u00a0₫" in english.text
 
     # The cookie authenticates the API too (the runtime reads wt_token).
     assert (await billing.client.get("/v1/accounts/HH-1")).status_code == 200

@@ -17,6 +17,7 @@ import jinja2
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
+from wastetrail_contracts import formats
 from wastetrail_contracts.enums import Role
 from wastetrail_contracts.pricing.periods import VIETNAM
 from wastetrail_runtime.auth import Principal, decode_token, principal_from_request
@@ -93,13 +94,8 @@ def _lang(value: str | None) -> Lang:
     return "en" if value == "en" else "vi"
 
 
-def _money(amount: int) -> str:
-    # Vietnamese groups thousands with dots: 1.806.000 ₫.
-    return f"{amount:,}".replace(",", ".") + " ₫"
-
-
 def _kg(grams: int) -> str:
-    return f"{grams / 1000:.3f}".rstrip("0").rstrip(".") + " kg"
+    return formats.kilograms(grams, 3)  # 1,806 kg: the decimal comma, as everywhere
 
 
 def _render(request: Request, name: str, lang: Lang, status_code: int = 200,
@@ -110,7 +106,7 @@ def _render(request: Request, name: str, lang: Lang, status_code: int = 200,
     path = request.url.path if request.method == "GET" else "/account"
     html = _TEMPLATES.get_template(name).render(
         t=TEXT[lang], lang=lang, switch_url=f"{path}?{urlencode(query)}",
-        money=_money, kg=_kg, **context)
+        money=formats.money, kg=_kg, period=lambda p: formats.period(p, lang), **context)
     return HTMLResponse(html, status_code=status_code,
                         headers={"Cache-Control": "no-store"})
 
