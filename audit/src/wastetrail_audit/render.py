@@ -18,14 +18,11 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from wastetrail_contracts import formats
+from wastetrail_contracts import formats, labels
+from wastetrail_contracts.enums import Category
 
 from wastetrail_audit.indicators import (
-    AWAITING,
-    DIRECT_HAUL,
     METHODS,
-    NOT_CONSOLIDATED,
-    NOT_RECEIVED,
     REFUSED,
     AlarmCount,
     Assessment,
@@ -34,75 +31,10 @@ from wastetrail_audit.indicators import (
 )
 from wastetrail_audit.svg import Bar, bars, flow_diagram, tonnes
 
-LABELS: dict[str, tuple[str, str]] = {
-    "households": ("Số hộ đăng ký", "Registered households"),
-    "members": ("Số nhân khẩu", "Household members"),
-    "households_served": ("Số hộ được thu gom", "Households with a collection"),
-    "generated": ("Lượng phát sinh (ước tính)", "Generated (estimated)"),
-    "collected": ("Lượng thu gom", "Collected"),
-    "treated": ("Lượng xử lý", "Treated"),
-    REFUSED: ("Bị từ chối tại cơ sở xử lý", "Refused at the plant"),
-    "collection": ("Tỷ lệ thu gom", "Collection rate"),
-    "collected_treated": ("Tỷ lệ thu gom, xử lý theo quy định",
-                          "Collected and treated per regulations"),
-    "direct_landfill_share": ("Tỷ lệ chôn lấp trực tiếp / thu gom",
-                              "Direct landfill share of collected"),
-    "collection_coverage": ("Độ bao phủ thu gom (hộ)", "Collection coverage (households)"),
-    "loads": ("Số lượt thu gom", "Loads collected"),
-    "refusals": ("Số lượt từ chối", "Refusals"),
-    "refusal_rate": ("Tỷ lệ từ chối (tuân thủ phân loại)", "Refusal rate (sorting compliance)"),
-    "sorting_communes": ("Số xã thực hiện phân loại", "Communes that sort"),
-    "communes": ("Số xã, phường", "Communes"),
-    "open_alerts": ("Gián đoạn chuỗi hành trình (cảnh báo mở)", "Custody gaps (open alerts)"),
-    "billed": ("Giá dịch vụ đã lập hóa đơn", "Fees billed"),
-    "fees_collected": ("Giá dịch vụ đã thu", "Fees collected"),
-    "fee_collection": ("Tỷ lệ thu giá dịch vụ", "Fee collection rate"),
-    "costs": ("Chi phí vận hành", "Operating costs"),
-    "cost_recovery": ("Tỷ lệ bù đắp chi phí (tính đúng, tính đủ)", "Cost recovery"),
-    "epr_recycling_rate": ("Tỷ lệ tái chế bắt buộc (EPR)", "EPR recycling rate"),
-    "recycling": ("Tái chế", "Recycling"),
-    "composting": ("Ủ phân compost", "Composting"),
-    "anaerobic_digestion": ("Phân hủy kỵ khí", "Anaerobic digestion"),
-    "incineration_energy_recovery": ("Đốt thu hồi năng lượng",
-                                     "Incineration with energy recovery"),
-    "co_processing": ("Đồng xử lý (lò xi măng)", "Co-processing (cement kiln)"),
-    "sanitary_landfill": ("Chôn lấp hợp vệ sinh", "Sanitary landfill"),
-    "direct_landfill": ("Chôn lấp trực tiếp", "Direct landfill"),
-    "pet": ("Nhựa PET", "PET"),
-    "aluminium": ("Nhôm", "Aluminium"),
-    "glass": ("Thủy tinh", "Glass"),
-    "paper_carton": ("Giấy, bìa", "Paper and carton"),
-    "other_plastic": ("Nhựa khác", "Other plastics"),
-    "households_node": ("Hộ gia đình", "Households"),
-    "food": ("Chất thải thực phẩm", "Food waste"),
-    "recyclable": ("Có khả năng tái chế", "Recyclable"),
-    "other": ("Chất thải rắn sinh hoạt khác", "Other household waste"),
-    "hazardous": ("Chất thải nguy hại", "Hazardous household waste"),
-    "bulky": ("Chất thải cồng kềnh", "Bulky waste"),
-    "alarms": ("Cảnh báo gián đoạn chuỗi hành trình", "Custody alarms"),
-    "load_not_received": ("Rác đã thu gom không đến trạm/cơ sở xử lý (nghi đổ trộm)",
-                          "Collected loads received nowhere (suspected dumping)"),
-    "trip_not_weighed": ("Chuyến xe không được cân (cũ)", "Trip not weighed (former kind)"),
-    "trip_weight_mismatch": ("Khối lượng chuyến lệch với quét", "Trip weight differs from scans"),
-    "batch_not_received": ("Container không đến cơ sở xử lý", "Batch received by no plant"),
-    "receipt_discrepancy": ("Khối lượng nhận lệch khai báo", "Receipt differs from declared"),
-    "plant_over_capacity": ("Cơ sở xử lý vượt công suất", "Plant over capacity"),
-    "waste_held_at_station": ("Rác lưu tại trạm quá hạn", "Waste held at a station too long"),
-    "accepted_not_treated": ("Rác đã nhận chưa được xử lý", "Accepted waste not treated"),
-    "refused_not_redirected": ("Rác bị từ chối chưa chuyển đi",
-                               "Refused waste not sent on or back"),
-    DIRECT_HAUL: ("Chở thẳng đến cơ sở xử lý", "Direct haul to a plant"),
-    NOT_CONSOLIDATED: ("Chưa trung chuyển", "Not yet consolidated"),
-    AWAITING: ("Chờ xử lý", "Awaiting treatment"),
-    NOT_RECEIVED: ("Chưa đến cơ sở xử lý", "Not received at a plant"),
-    "urban": ("đô thị", "urban"),
-    "rural": ("nông thôn", "rural"),
-    "unknown": ("chưa rõ", "unknown"),
-}
+# Every label comes from the one catalogue (wastetrail_contracts/locale/vi/.../wastetrail.po).
+LABELS: dict[str, tuple[str, str]] = labels.table()
 # Short names of the sorting groups for the flow diagram's first column.
-SORTING_GROUPS = {"food": ("Thực phẩm", "Food"), "recyclable": ("Tái chế được", "Recyclable"),
-                  "other": ("Rác khác", "Other"), "hazardous": ("Nguy hại", "Hazardous"),
-                  "bulky": ("Cồng kềnh", "Bulky")}
+SORTING_GROUPS = {c.value: labels.pair(f"group.{c.value}") for c in Category}
 HEADER = ["scope", "commune", "commune_class", "indicator", "label_vi", "label_en", "value",
           "unit", "target_percent", "target_kind", "meets_target", "target_assumed",
           "target_source"]

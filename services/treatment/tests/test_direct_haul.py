@@ -157,7 +157,7 @@ async def test_certificate_as_json_and_printable_bilingual_html(treatment: Treat
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     for text in ("Giấy xác nhận xử lý chất thải", "Certificate of treatment", trip, receipt_id,
-                 plant, "Sản xuất phân compost", "Composting", "Chôn lấp hợp vệ sinh",
+                 plant, "Ủ phân compost", "Composting", "Chôn lấp hợp vệ sinh",
                  "Từ chối một phần", "Partially refused", "6,000 kg", "4,000 kg",
                  "02/03/2026 08:00 (UTC+7)", cert["sha256"], "Đã xử lý xong / Complete"):
         assert text in html, text

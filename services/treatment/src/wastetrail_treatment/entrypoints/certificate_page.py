@@ -7,6 +7,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import TypeAdapter
+from wastetrail_contracts import labels
+from wastetrail_contracts.enums import AcceptanceStatus, Category, TreatmentMethod
 
 from wastetrail_treatment.domain.certificate import Certificate, digest
 from wastetrail_treatment.domain.plant import PLANT_DAY_OFFSET
@@ -14,29 +16,10 @@ from wastetrail_treatment.domain.plant import PLANT_DAY_OFFSET
 _DOCUMENT = TypeAdapter(Certificate)
 
 # Labels on the page: Vietnamese first, English beneath (the plans are Vietnamese; auditors
-# and EPR producers may not be).
-METHOD_LABELS = {
-    "recycling": ("Tái chế", "Recycling"),
-    "composting": ("Sản xuất phân compost", "Composting"),
-    "anaerobic_digestion": ("Phân hủy kỵ khí", "Anaerobic digestion"),
-    "incineration_energy_recovery": ("Đốt thu hồi năng lượng",
-                                     "Incineration with energy recovery"),
-    "co_processing": ("Đồng xử lý", "Co-processing"),
-    "sanitary_landfill": ("Chôn lấp hợp vệ sinh", "Sanitary landfill"),
-    "direct_landfill": ("Chôn lấp trực tiếp", "Direct landfill"),
-}
-STATUS_LABELS = {
-    "ACCEPTED": ("Tiếp nhận toàn bộ", "Accepted"),
-    "PARTIALLY_REFUSED": ("Từ chối một phần", "Partially refused"),
-    "REFUSED": ("Từ chối", "Refused"),
-}
-CATEGORY_LABELS = {
-    "recyclable": ("Chất thải rắn có khả năng tái sử dụng, tái chế", "Recyclable"),
-    "food": ("Chất thải thực phẩm", "Food waste"),
-    "other": ("Chất thải rắn sinh hoạt khác", "Other household waste"),
-    "hazardous": ("Chất thải nguy hại", "Hazardous household waste"),
-    "bulky": ("Chất thải cồng kềnh", "Bulky waste"),
-}
+# and EPR producers may not be), from the one catalogue every output uses.
+METHOD_LABELS = {m.value: labels.pair(m.value) for m in TreatmentMethod}
+STATUS_LABELS = {s.value: labels.pair(f"status.{s.value}") for s in AcceptanceStatus}
+CATEGORY_LABELS = {c.value: labels.pair(c.value) for c in Category}
 
 _env = Environment(
     loader=PackageLoader("wastetrail_treatment", "templates"),
