@@ -87,6 +87,14 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    @staticmethod
+    def start_all(*procs: ServiceProcess) -> None:
+        """Start several at once (each start spends seconds importing) and wait for all."""
+        for proc in procs:
+            proc.start(wait=False)
+        for proc in procs:
+            proc.wait_ready()
+
     def start(self, *, wait: bool = True, **env: str) -> ServiceProcess:
         """Start (again), with extra environment for this run only (e.g. a fail point)."""
         self.starts += 1
@@ -178,7 +186,9 @@ class PrivateBroker:
         self.pidfile.unlink()
 
     def stop(self) -> None:
-        self._run("stop")
+        """Gone for good: the test's broker and its data are thrown away."""
+        if self.pidfile.exists():
+            self.kill9()
 
 
 class TcpLink:
@@ -259,11 +269,13 @@ class Collector:
     def _headers(self, role: Role, **claims: str) -> dict[str, str]:
         return {"authorization": f"Bearer {issue_token(SECRET, 'fault', role, **claims)}"}
 
-    async def register(self, client: httpx.AsyncClient) -> None:
+    async def register(self, client: httpx.AsyncClient, url: str | None = None) -> None:
+        """Register the households, the collector, its vehicle and device."""
+        base = url or self.url
         admin = self._headers(Role.ADMIN)
         for i in range(self.households):
             tag = f"tag-{self.run}-{i}"
-            resp = await client.post(f"{self.url}/v1/generators", headers=admin, json={
+            resp = await client.post(f"{base}/v1/generators", headers=admin, json={
                 "code": f"hh-{self.run}-{i}", "name": f"Hộ {i}", "commune": f"{self.run}-ward",
                 "commune_class": "urban", "tag_ids": [tag]})
             assert resp.status_code in (200, 201), resp.text
@@ -276,7 +288,7 @@ class Collector:
             ("/v1/devices", {"device_id": f"dev-{self.run}", "collector_id": f"col-{self.run}",
                              "vehicle_id": self.vehicle}),
         ):
-            resp = await client.post(f"{self.url}{path}", headers=admin, json=body)
+            resp = await client.post(f"{base}{path}", headers=admin, json=body)
             assert resp.status_code in (200, 201), resp.text
 
     async def trip(self, client: httpx.AsyncClient, *, scans: int = 40, chunk: int = 10,
@@ -343,29 +355,36 @@ async def billing_charges(database_url: str) -> dict[str, tuple[int, int]]:
     return {r["load_id"]: (int(r["grams"]), int(r["seq"])) for r in rows}
 
 
-async def assert_mass_balance(database_url: str, collector: Collector,
+def all_loads(*collectors: Collector) -> dict[str, int]:
+    """The ground truth of several collectors together."""
+    return {load: grams for c in collectors for load, grams in c.loads.items()}
+
+
+async def assert_mass_balance(database_url: str, *collectors: Collector,
                               wait_s: float = 60) -> dict[str, tuple[int, int]]:
     """Every accepted load is exactly one charge with its grams, and no charge is extra."""
+    truth = all_loads(*collectors)
     deadline = time.monotonic() + wait_s
     charges: dict[str, tuple[int, int]] = {}
     while time.monotonic() < deadline:
         charges = await billing_charges(database_url)
-        if len(charges) >= len(collector.loads):
+        if len(charges) >= len(truth):
             break
         await asyncio.sleep(0.3)
-    assert collector.loads, "nothing was scanned"
-    missing = set(collector.loads) - set(charges)
-    extra = set(charges) - set(collector.loads)
+    assert truth, "nothing was scanned"
+    missing = set(truth) - set(charges)
+    extra = set(charges) - set(truth)
     assert not missing and not extra, f"missing {len(missing)}, extra {len(extra)}"
-    assert {k: g for k, (g, _s) in charges.items()} == collector.loads
-    assert sum(g for g, _s in charges.values()) == sum(collector.loads.values())
+    assert {k: g for k, (g, _s) in charges.items()} == truth
+    assert sum(g for g, _s in charges.values()) == sum(truth.values())
     return charges
 
 
-def assert_trip_order(collector: Collector, charges: dict[str, tuple[int, int]]) -> None:
+def assert_trip_order(charges: dict[str, tuple[int, int]], *collectors: Collector) -> None:
     """Nothing reordered: within each trip (one stream, one partition) billing numbered the
     charges in scan order."""
-    for trip_id, loads in collector.trip_loads.items():
+    trips = {t: loads for c in collectors for t, loads in c.trip_loads.items()}
+    for trip_id, loads in trips.items():
         seqs = [charges[load][1] for load in loads]
         assert seqs == sorted(seqs), f"trip {trip_id} charged out of order"
 
@@ -388,7 +407,7 @@ def count_records(bootstrap: str, topic: str) -> int:
 
 
 def audit_replay(bootstrap: str, prefix: str, work_dir: Path,
-                 collector: Collector | None = None) -> dict[str, object]:
+                 *collectors: Collector) -> dict[str, object]:
     """Run ``audit replay`` on the scenario's topics; it must pass, and its projection (the
     log alone) must hold exactly the accepted loads."""
     from typer.testing import CliRunner
@@ -400,17 +419,25 @@ def audit_replay(bootstrap: str, prefix: str, work_dir: Path,
         "--json"])
     assert result.exit_code == 0, result.output[-3000:]
     summary: dict[str, object] = json.loads(result.output[result.output.index("{"):])
-    if collector is not None:
+    if collectors:
         with contextlib.closing(sqlite3.connect(work_dir / "projection.sqlite")) as db:
             loads = {row[0]: row[1] for row in db.execute("SELECT load_id, grams FROM loads")}
-        assert loads == collector.loads, "the replayed log does not hold the accepted loads"
+        assert loads == all_loads(*collectors), "the replayed log lacks accepted loads"
     return summary
 
 
 @contextlib.contextmanager
 def services(*procs: ServiceProcess) -> Iterator[None]:
+    """Stop every process on the way out, all at once."""
     try:
         yield
     finally:
-        for proc in procs:
-            proc.stop()
+        running = [p.proc for p in procs if p.proc is not None and p.proc.poll() is None]
+        for proc in running:
+            proc.terminate()
+        for proc in running:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
