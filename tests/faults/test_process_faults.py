@@ -147,22 +147,32 @@ async def test_broker_killed_under_live_scans_then_restarted(
     from wastetrail_runtime.topics import ensure_topics
 
     broker = PrivateBroker(tmp_path / "broker")
-    await asyncio.to_thread(broker.start)
+    collection = scenario.service("collection", bootstrap=broker.bootstrap)
+    billing = scenario.service("billing", bootstrap=broker.bootstrap)
+    collector = Collector(collection.url)
     try:
-        await ensure_topics(broker.bootstrap, prefix=scenario.prefix)
-        collection = scenario.service("collection", bootstrap=broker.bootstrap)
-        billing = scenario.service("billing", bootstrap=broker.bootstrap)
-        collector = Collector(collection.url)
         with services(collection, billing):
-            collection.start_all(collection, billing)
+            # The services start before their broker answers: Kafka start-up is retried.
+            collection.start(wait=False)
+            billing.start(wait=False)
+            await asyncio.to_thread(broker.start)
+            await ensure_topics(broker.bootstrap, prefix=scenario.prefix)
+            collection.wait_ready()
+            billing.wait_ready()
             async with httpx.AsyncClient() as client:
                 await collector.register(client)
                 await collector.trip(client, scans=20)
-                scanning = asyncio.create_task(_keep_scanning(collector, client, trips=6))
+                stop = asyncio.Event()
+                scanning = asyncio.create_task(_keep_scanning(collector, client, stop))
                 await asyncio.sleep(1.0)
                 await asyncio.to_thread(broker.kill9)
-                await asyncio.sleep(5.0)  # scans keep being taken while the broker is dead
+                scanned_at_kill = len(collector.loads)
+                await asyncio.sleep(3.0)  # scans keep being taken while the broker is dead
+                status, body = await _until_not_ready(billing)
+                assert status == 503 and body["checks"]["kafka"] is False, body  # type: ignore[index]
+                assert len(collector.loads) > scanned_at_kill  # accepted with no broker
                 await asyncio.to_thread(broker.start)
+                stop.set()
                 await scanning
             charges = await assert_mass_balance(scenario.billing_db, collector, wait_s=120)
             assert_trip_order(charges, collector)
@@ -175,9 +185,11 @@ async def test_broker_killed_under_live_scans_then_restarted(
 # ------------------------------------------------------------------------------ helpers
 
 
-async def _keep_scanning(collector: Collector, client: httpx.AsyncClient, trips: int) -> None:
-    for _ in range(trips):
+async def _keep_scanning(collector: Collector, client: httpx.AsyncClient,
+                         stop: asyncio.Event) -> None:
+    while not stop.is_set():
         await collector.trip(client, scans=10, chunk=5)
+        await asyncio.sleep(0.3)
 
 
 async def _until_not_ready(proc: object, wait_s: float = 30) -> tuple[int, dict[str, object]]:

@@ -237,10 +237,11 @@ async def _until_done(what: str, attempt: Callable[[], Coroutine[Any, Any, objec
             await backoff.wait()
 
 
-def readiness(rt: ServiceRuntime) -> dict[str, bool]:
-    """What /readyz checks besides the database: Kafka connected, the relay publishing (not
-    failing round after round), and every consumer subscribed and not held by a dependency."""
-    checks = {"kafka": rt.kafka_ready}
+async def readiness(rt: ServiceRuntime) -> dict[str, bool]:
+    """What /readyz checks besides the database: Kafka connected and answering now, the
+    relay publishing (not failing round after round), and every consumer subscribed and
+    not held by a dependency."""
+    checks = {"kafka": rt.kafka_ready and await _broker_answers(rt)}
     if rt.settings.run_relay:
         alive = rt.relay_task is not None and not rt.relay_task.done()
         checks["relay"] = rt.relay is not None and rt.relay.healthy and alive
@@ -248,6 +249,18 @@ def readiness(rt: ServiceRuntime) -> dict[str, bool]:
         running = bool(getattr(subscriber, "running", True))
         checks[f"consumer:{runner.consumer.name}"] = running and runner.waiting_on is None
     return checks
+
+
+async def _broker_answers(rt: ServiceRuntime) -> bool:
+    if rt.producer is None:
+        return False
+    try:
+        # A metadata round trip over the producer's connections (one request).
+        async with asyncio.timeout(1.0):
+            await rt.producer.client.fetch_all_metadata()
+    except Exception:
+        return False
+    return True
 
 
 def _install_middleware(app: FastAPI, service: str) -> None:
@@ -281,7 +294,7 @@ def _install_health(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         rt: ServiceRuntime = request.app.state.runtime
-        checks = {"database": False, **readiness(rt)}
+        checks = {"database": False, **await readiness(rt)}
         try:
             async with rt.db.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
