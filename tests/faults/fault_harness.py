@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,6 +157,25 @@ class ServiceProcess:
         text = httpx.get(f"{self.url}/metrics", timeout=5).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+@dataclass
+class Scenario:
+    """What one fault scenario runs against."""
+
+    bootstrap: str
+    prefix: str
+    logs: Path
+    make_database: Callable[[str], str]
+    collection_db: str
+    billing_db: str
+
+    def service(self, name: str, *, label: str = "", bootstrap: str | None = None,
+                database_url: str | None = None, **env: str) -> ServiceProcess:
+        default_db = self.collection_db if name == "collection" else self.billing_db
+        return ServiceProcess(name, bootstrap=bootstrap or self.bootstrap, prefix=self.prefix,
+                              database_url=database_url or default_db, logs=self.logs,
+                              label=label or name, env=env)
 
 
 class PrivateBroker:

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from fault_harness import (
     Collector,
     PrivateBroker,
+    Scenario,
     TcpLink,
     assert_mass_balance,
     assert_trip_order,
@@ -31,8 +32,6 @@ from fault_harness import (
 )
 from wastetrail_contracts.topics import dead_letter_topic
 from wastetrail_runtime.consumer import retry_topic
-
-from conftest import Scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -62,6 +61,7 @@ async def test_relay_killed_between_commit_and_publish_then_two_relays_at_once(
             relay.start_all(relay, second)
             for _ in range(3):
                 await collector.trip(client, scans=20)
+            assert relay.readiness()[0] == second.readiness()[0] == 200  # both ran throughout
         charges = await assert_mass_balance(scenario.billing_db, collector)
         assert_trip_order(charges, collector)
         await _until_zero(lambda: _outbox_pending(scenario.collection_db))
