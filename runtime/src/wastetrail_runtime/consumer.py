@@ -9,11 +9,21 @@ in batches and applied in one transaction for throughput; when a batch fails, it
 records are applied one by one so a poison event is isolated, retried with backoff, and
 finally sent to the consumer's dead-letter topic with the reason — and the partition
 keeps moving.
+
+Transient is not poison (see ``transient``): when the database or the broker is away (a
+connection error, a serialization failure, a deadlock), the runner does not count
+attempts and does not dead-letter. It holds the batch — the partition waits, in order —
+and retries with capped backoff until the dependency answers; ``waiting_on`` says so
+for readiness. ``process_batch`` returns only when every record of the batch was applied
+or dead-lettered (a dead-letter publish that fails is retried the same way), so the
+offsets FastStream commits after it never pass a record that was neither; anything else
+escapes as an exception, and the subscriber's ``NACK_ON_ERROR`` rewinds the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,9 +34,11 @@ from wastetrail_contracts import ContractError, Envelope, Event, parse_payload
 from wastetrail_contracts.codec import envelope_from_loaded, load_canonical
 from wastetrail_contracts.topics import dead_letter_topic, event_topic
 
+from wastetrail_runtime.failpoints import failpoint
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.store import EventStore, UnitOfWork
+from wastetrail_runtime.transient import Backoff, transient_kind
 
 log = get_logger(__name__)
 E = TypeVar("E", bound=Event)
@@ -117,6 +129,7 @@ class ConsumerRunner:
         topic_prefix: str = "",
         max_attempts: int = 5,
         backoff_seconds: float = 0.05,
+        max_backoff_seconds: float = 5.0,
         metrics: Metrics | None = None,
     ) -> None:
         self.consumer = consumer
@@ -125,13 +138,22 @@ class ConsumerRunner:
         self.prefix = topic_prefix
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
+        self.max_backoff = max_backoff_seconds
         self.metrics = metrics
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.transient_failures = 0
+        # What the runner waits for ("database", "kafka", "network"), None when it is not
+        # held by a dependency; readiness reports it.
+        self.waiting_on: str | None = None
+        self.waiting_since: float | None = None
 
     async def process_batch(self, records: Sequence[Record]) -> None:
-        """Apply a batch in one transaction; on failure fall back to one by one."""
+        """Apply a batch in one transaction; on a failure of the batch's own, one by one.
+
+        Returns when every record was applied, skipped as a redelivery or dead-lettered.
+        """
         decoded: list[tuple[Record, Envelope, Event]] = []
         for record in records:
             item = await self._decode(record)
@@ -140,12 +162,11 @@ class ConsumerRunner:
         if not decoded:
             return
         if len(decoded) > 1:
-            try:
-                await self._apply(decoded)
+            error = await self._apply_until_settled(decoded)
+            if error is None:
                 return
-            except Exception as exc:
-                log.info("consumer.batch_fallback", consumer=self.consumer.name,
-                         size=len(decoded), error=str(exc))
+            log.info("consumer.batch_fallback", consumer=self.consumer.name,
+                     size=len(decoded), error=error)
         for one in decoded:
             await self._apply_with_retries(one)
 
@@ -196,6 +217,8 @@ class ConsumerRunner:
             if run:
                 await self._apply_run(run, uow)
             await uow.commit()
+        # Fault tests kill the process here: committed in the database, offset not yet.
+        failpoint("consumer.after_commit")
         self.applied += applied
         self.duplicates += duplicates
         if self.metrics:
@@ -210,19 +233,56 @@ class ConsumerRunner:
         causation_id_var.set(first.event_id)
         await self.consumer.batch_handlers[first.type](run, uow)
 
+    async def _apply_until_settled(
+        self, items: Sequence[tuple[Record, Envelope, Event]]
+    ) -> str | None:
+        """Apply ``items`` in one transaction, waiting out transient failures (in order,
+        for as long as they last); the error text of a failure of the events' own, or
+        None when applied."""
+        backoff = Backoff(self.backoff, self.max_backoff)
+        while True:
+            try:
+                await self._apply(items)
+            except Exception as exc:
+                kind = transient_kind(exc)
+                if kind is None:
+                    self._resume()
+                    return f"{type(exc).__name__}: {exc}"
+                await self._wait_for(kind, exc, backoff, items[0][1].event_id)
+                continue
+            self._resume()
+            return None
+
+    async def _wait_for(self, kind: str, exc: BaseException, backoff: Backoff,
+                        event_id: str) -> None:
+        if self.waiting_on is None:
+            self.waiting_since = time.monotonic()
+            log.warning("consumer.paused", consumer=self.consumer.name, waiting_on=kind,
+                        event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+        self.waiting_on = kind
+        self.transient_failures += 1
+        await backoff.wait()
+
+    def _resume(self) -> None:
+        if self.waiting_on is not None:
+            log.info("consumer.resumed", consumer=self.consumer.name, waited_on=self.waiting_on,
+                     seconds=round(time.monotonic() - (self.waiting_since or 0.0), 3))
+        self.waiting_on = None
+        self.waiting_since = None
+
     async def _apply_with_retries(self, item: tuple[Record, Envelope, Event]) -> None:
         record, envelope, _event = item
         error = ""
         for attempt in range(1, self.max_attempts + 1):
-            try:
-                await self._apply([item])
+            # Transient failures are waited out inside; only the event's own count here.
+            failure = await self._apply_until_settled([item])
+            if failure is None:
                 return
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("consumer.attempt_failed", consumer=self.consumer.name,
-                            event_id=envelope.event_id, attempt=attempt, error=error)
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(self.backoff * (2 ** (attempt - 1)))
+            error = failure
+            log.warning("consumer.attempt_failed", consumer=self.consumer.name,
+                        event_id=envelope.event_id, attempt=attempt, error=error)
+            if attempt < self.max_attempts:
+                await asyncio.sleep(self.backoff * (2 ** (attempt - 1)))
         await self.dead_letter(record, error, attempts=self.max_attempts,
                                event_id=envelope.event_id)
 
@@ -242,10 +302,24 @@ class ConsumerRunner:
         ]
         if event_id:
             headers.append(("dlq.event_id", event_id.encode()))
-        await self.producer.send_and_wait(
-            dead_letter_topic(self.consumer.name, self.prefix), value=record.value,
-            key=record.key, headers=headers,
-        )
+        # Until the dead letter is in Kafka the record is neither applied nor set aside:
+        # its offset must not be committed, so a broker that is away is waited out here.
+        backoff = Backoff(self.backoff, self.max_backoff)
+        while True:
+            try:
+                failpoint("consumer.dead_letter")
+                await self.producer.send_and_wait(
+                    dead_letter_topic(self.consumer.name, self.prefix), value=record.value,
+                    key=record.key, headers=headers,
+                )
+            except Exception as exc:
+                kind = transient_kind(exc)
+                if kind is None:
+                    raise  # the subscriber rewinds the batch (NACK_ON_ERROR)
+                await self._wait_for(kind, exc, backoff, event_id or "")
+                continue
+            self._resume()
+            break
         self.dead_lettered += 1
         if self.metrics:
             self.metrics.dead_letters.labels(self.metrics.service, self.consumer.name).inc()

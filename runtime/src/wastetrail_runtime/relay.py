@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select, text, update
 
+from wastetrail_runtime.failpoints import failpoint
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.store import EventStore
@@ -71,6 +72,8 @@ class OutboxRelay:
         self.concurrency = max(1, concurrency)
         self.keep_published = keep_published
         self._last_purge = 0.0
+        # False while rounds fail (the broker or the database is away); readiness reads it.
+        self.healthy = True
 
     async def run(self) -> None:
         """Publish forever; survive broker outages by retrying with backoff."""
@@ -82,9 +85,11 @@ class OutboxRelay:
                     self._last_purge = time.monotonic()
                     await self.purge_published()
                 backoff = self.poll_seconds
+                self.healthy = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker or the database is away: retry later
+                self.healthy = False
                 log.warning("relay.retry", error=str(exc), backoff_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -147,6 +152,8 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
+            # Fault tests kill the process here: committed in the database, not yet sent.
+            failpoint("relay.before_publish")
             futures = [
                 await self.producer.send(
                     row.topic, value=row.value, key=row.key.encode(), partition=row.partition
@@ -154,6 +161,8 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
+            # Fault tests kill the process here: in Kafka, not yet marked published.
+            failpoint("relay.after_publish")
             if self.after_publish is not None:
                 self.after_publish(len(rows))
             await session.execute(

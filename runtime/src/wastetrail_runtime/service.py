@@ -35,6 +35,7 @@ from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
 from wastetrail_runtime.store import EventStore, ServiceMetadata
 from wastetrail_runtime.topics import catalog_topics, ensure_topics
+from wastetrail_runtime.transient import Backoff
 
 log = get_logger(__name__)
 
@@ -68,8 +69,10 @@ class ServiceRuntime:
     metrics: Metrics
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
+    relay_task: asyncio.Task[None] | None = None
     checkpointer: Checkpointer | None = None
     runners: list[ConsumerRunner] = field(default_factory=list)
+    subscribers: list[Any] = field(default_factory=list)
     broker: KafkaBroker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     kafka_ready: bool = False
@@ -88,7 +91,7 @@ async def _start_producer(bootstrap: str, attempts: int = 60) -> AIOKafkaProduce
     raise RuntimeError(f"Kafka at {bootstrap} did not answer")
 
 
-def _subscribe(broker: KafkaBroker, runner: ConsumerRunner, prefix: str) -> None:
+def _subscribe(broker: KafkaBroker, runner: ConsumerRunner, prefix: str) -> Any:
     topics = runner.consumer.topics(prefix)
 
     async def on_batch(msg: KafkaMessage) -> None:
@@ -101,11 +104,17 @@ def _subscribe(broker: KafkaBroker, runner: ConsumerRunner, prefix: str) -> None
         ]
         await runner.process_batch(records)
 
-    broker.subscriber(
+    subscriber = broker.subscriber(
         # The prefix keeps consumer groups of separate deployments (and test runs) apart.
         *topics, group_id=f"{prefix}{runner.consumer.name}", auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK, batch=True, max_records=500, batch_timeout_ms=20,
-    )(on_batch)
+        # AckPolicy.ACK would commit the batch's offsets even when the handler raises. The
+        # runner returns only once every record is applied or dead-lettered; if anything
+        # escapes it, NACK rewinds each partition to the batch's first record instead.
+        ack_policy=AckPolicy.NACK_ON_ERROR, batch=True, max_records=500,
+        batch_timeout_ms=20,
+    )
+    subscriber(on_batch)
+    return subscriber
 
 
 def build_service(
@@ -174,12 +183,14 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     extra = [(name, 1, DLQ_RETENTION_MS) for c in consumers
              for name in (retry_topic(c.name, settings.topic_prefix),
                           dead_letter_topic(c.name, settings.topic_prefix))]
-    await ensure_topics(settings.kafka_bootstrap_servers,
-                        catalog_topics(settings.topic_prefix) + extra)
+    topics = catalog_topics(settings.topic_prefix) + extra
+    await _until_done("ensure_topics",
+                      lambda: ensure_topics(settings.kafka_bootstrap_servers, topics))
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
-        rt.tasks.append(asyncio.create_task(rt.relay.run()))
+        rt.relay_task = asyncio.create_task(rt.relay.run())
+        rt.tasks.append(rt.relay_task)
         from wastetrail_contracts.keys import load_or_create_signing_key
 
         key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
@@ -194,13 +205,64 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                     topic_prefix=settings.topic_prefix,
                                     max_attempts=settings.consumer_max_attempts,
                                     backoff_seconds=settings.consumer_backoff_seconds,
+                                    max_backoff_seconds=settings.consumer_max_backoff_seconds,
                                     metrics=rt.metrics)
             rt.runners.append(runner)
-            _subscribe(broker, runner, settings.topic_prefix)
+            rt.subscribers.append(_subscribe(broker, runner, settings.topic_prefix))
         rt.broker = broker  # set first, so shutdown stops it even if start is interrupted
-        await broker.start()
+
+        async def start_broker() -> None:
+            try:
+                await broker.start()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await broker.stop()  # a half-started broker is started afresh
+                raise
+
+        await _until_done("broker.start", start_broker)
     rt.kafka_ready = True
     log.info("service.kafka_ready", consumers=[c.name for c in consumers])
+
+
+async def _until_done(what: str, attempt: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """Run ``attempt`` until it succeeds, with capped backoff: Kafka may come up after us."""
+    backoff = Backoff(0.5, 5.0)
+    while True:
+        try:
+            await attempt()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("kafka.start_retry", step=what, error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=backoff.delay)
+            await backoff.wait()
+
+
+async def readiness(rt: ServiceRuntime) -> dict[str, bool]:
+    """What /readyz checks besides the database: Kafka connected and answering now, the
+    relay publishing (not failing round after round), and every consumer subscribed and
+    not held by a dependency."""
+    checks = {"kafka": rt.kafka_ready and await _broker_answers(rt)}
+    if rt.settings.run_relay:
+        alive = rt.relay_task is not None and not rt.relay_task.done()
+        checks["relay"] = rt.relay is not None and rt.relay.healthy and alive
+    for runner, subscriber in zip(rt.runners, rt.subscribers, strict=True):
+        running = bool(getattr(subscriber, "running", True))
+        checks[f"consumer:{runner.consumer.name}"] = running and runner.waiting_on is None
+    return checks
+
+
+async def _broker_answers(rt: ServiceRuntime) -> bool:
+    if rt.producer is None:
+        return False
+    try:
+        # A metadata round trip over the producer's connections (one request).
+        async with asyncio.timeout(1.0):
+            await rt.producer.client.fetch_all_metadata()
+    except Exception:
+        return False
+    return True
 
 
 def _install_middleware(app: FastAPI, service: str) -> None:
@@ -234,7 +296,7 @@ def _install_health(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         rt: ServiceRuntime = request.app.state.runtime
-        checks = {"database": False, "kafka": rt.kafka_ready}
+        checks = {"database": False, **await readiness(rt)}
         try:
             async with rt.db.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

@@ -32,6 +32,9 @@ class ServiceSettings(BaseSettings):
     relay_poll_seconds: float = Field(default=0.05, gt=0)
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.05, ge=0)
+    # While the database or the broker is away a consumer waits, retrying at most this far
+    # apart (transient failures are never dead-lettered).
+    consumer_max_backoff_seconds: float = Field(default=5.0, gt=0)
     run_consumers: bool = True
     run_relay: bool = True
     log_level: str = "INFO"

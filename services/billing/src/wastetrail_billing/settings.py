@@ -29,6 +29,7 @@ class BillingSettings(ServiceSettings):
     # This server's address as VNPay's querydr/refund vnp_IpAddr.
     vnpay_server_ip: str = "127.0.0.1"
     vnpay_expire_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    vnpay_api_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     public_url: str = "http://127.0.0.1:8004"
 
     def vnpay_config(self) -> VNPayConfig | None:
@@ -44,4 +45,5 @@ class BillingSettings(ServiceSettings):
             api_url=self.vnpay_api_url,
             return_url=base + RETURN_PATH,
             ipn_url=base + IPN_PATH,
+            api_timeout_seconds=self.vnpay_api_timeout_seconds,
         )

@@ -228,10 +228,21 @@ class Payment(BillingTable, table=True):
     settled_at: datetime | None = _when(nullable=True)
     refunded: int = _dong()
     recorded_by: str = Field(max_length=80)
+    # Set when the gateway said something our records contradict and a person must look
+    # (e.g. "late-success-after-failure": VNPay took the money after we recorded a failure).
+    reconcile_reason: str | None = Field(default=None, max_length=80)
+    late_transaction_no: str | None = Field(default=None, max_length=80)
+    late_paid_at: datetime | None = _when(nullable=True)
 
 
 class Refund(BillingTable, table=True):
-    """Money given back on a payment (through VNPay, or in cash by a cashier)."""
+    """Money given back on a payment (through VNPay, or in cash by a cashier).
+
+    A VNPay refund is written ``pending`` with its ``request_id`` (vnp_RequestId) and the
+    cashier's ``idempotency_key`` BEFORE VNPay is called, so a timeout or a crash leaves a
+    trace that a retry reconciles (querydr) instead of refunding again. Only a
+    ``succeeded`` refund has moved money and has its event and ledger entry.
+    """
 
     __tablename__ = "refunds"
 
@@ -244,6 +255,11 @@ class Refund(BillingTable, table=True):
     reason: str = Field(default="", max_length=500)
     refunded_at: datetime = _when()
     refunded_by: str = Field(max_length=80)
+    status: str = Field(default="succeeded", max_length=20)  # pending, succeeded, failed
+    request_id: str | None = Field(default=None, max_length=32, unique=True)
+    idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
+    attempts: int = Field(default=1)
+    response_code: str | None = Field(default=None, max_length=10)
 
 
 # ---------------------------------------------------------------- full cost

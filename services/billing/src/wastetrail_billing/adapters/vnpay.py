@@ -124,6 +124,9 @@ class VNPayConfig:
     api_url: str
     return_url: str
     ipn_url: str | None = None
+    # How long querydr and refund calls wait for VNPay's answer (a refund that timed out
+    # may still have been applied: the caller reconciles with querydr).
+    api_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if _TMN_CODE.fullmatch(self.tmn_code) is None:
@@ -481,11 +484,12 @@ class VNPayClient:
         config: VNPayConfig,
         *,
         http: httpx.AsyncClient | None = None,
-        timeout: float = 30.0,
+        timeout: float | None = None,
     ) -> None:
         self.config = config
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http if http is not None else httpx.AsyncClient(
+            timeout=timeout if timeout is not None else config.api_timeout_seconds)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

@@ -11,7 +11,7 @@ import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
@@ -30,13 +30,16 @@ from wastetrail_billing.adapters.tables import (
     Payment,
     TariffDocument,
 )
-from wastetrail_billing.handlers import costs, invoicing, payments, tariffs, views
+from wastetrail_billing.handlers import costs, invoicing, payments, refunds, tariffs, views
 from wastetrail_billing.handlers.common import new_id
 from wastetrail_billing.settings import BillingSettings
 
 router = APIRouter(prefix="/v1")
 
 IdStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")]
+# A client-chosen key (RFC draft "The Idempotency-Key HTTP Header Field"): printable ASCII.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$")]
 PeriodStr = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 CommuneStr = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_-]{1,40}|\*)$")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -403,7 +406,9 @@ async def querydr(payment_id: IdStr, request: Request,
     answer = await payments.query_payment(payment, config=settings.vnpay_config(),
                                           now=rt.clock.now(),
                                           server_ip=settings.vnpay_server_ip)
-    gateway_paid = answer.ok and answer.transaction_status == "00"
+    # Paid, or paid and (partly) refunded since: refund types 02/03, status 05/06.
+    gateway_paid = answer.ok and (answer.transaction_status == "00" or (
+        answer.transaction_type in ("02", "03") and answer.transaction_status in ("05", "06")))
     return {
         "payment": views.payment_view(payment),
         "vnpay": {"response_code": answer.response_code, "message": answer.message,
@@ -422,16 +427,23 @@ class RefundRequest(_Body):
 
 
 @router.post("/payments/{payment_id}/refunds", status_code=201)
-async def refund(payment_id: IdStr, body: RefundRequest, request: Request,
-                 principal: Principal = Depends(CASHIER)) -> dict[str, Any]:
-    """Refund (part of) a payment: through VNPay for VNPay payments, else in cash."""
+async def refund(payment_id: IdStr, body: RefundRequest, request: Request, response: Response,
+                 principal: Principal = Depends(CASHIER),
+                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    """Refund (part of) a payment: through VNPay for VNPay payments, else in cash.
+
+    Send an ``Idempotency-Key``: a retry with the same key (after a timeout, a 504
+    ``refund-pending``) is the same refund — answered from what was recorded, or reconciled
+    with VNPay's querydr — and never refunds twice.
+    """
     rt = runtime_of(request)
     settings = settings_of(rt)
-    async with rt.store.unit_of_work() as uow:
-        done = await payments.refund_payment(
-            uow, payment_id, body.amount, body.reason, config=settings.vnpay_config(),
-            actor=principal.actor(), now=rt.clock.now(), server_ip=settings.vnpay_server_ip)
-        await uow.commit()
+    done, replayed = await refunds.refund(
+        rt.store, refunds.RefundRequest(payment_id, body.amount, body.reason, idempotency_key),
+        config=settings.vnpay_config(), actor=principal.actor(), now=rt.clock.now(),
+        server_ip=settings.vnpay_server_ip)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return views.refund_view(done)
 
 

@@ -1,4 +1,5 @@
-"""Payments: VNPay (payment URL, IPN, querydr, refund) and cash recorded by a cashier.
+"""Payments: VNPay (payment URL, IPN, querydr) and cash recorded by a cashier; refunds
+are in ``refunds``.
 
 Only a verified IPN marks a VNPay payment paid (vnpay.md §2). The IPN locks the payment
 row (SELECT ... FOR UPDATE) before deciding, so a repeated or concurrent IPN finds the
@@ -12,6 +13,10 @@ Money can still arrive for an invoice that is already settled (cash taken at the
 while the order was open, an IPN after a retry): VNPay has taken it, so it is confirmed
 and recorded like any payment, and the surplus stays on the account as a credit balance
 (``balance_due`` below zero, the invoice's ``overpaid``) until it is refunded.
+
+A successful IPN for a payment already recorded as failed (VNPay took the money after
+all) is kept on the payment and flagged ``late-success-after-failure`` for a cashier to
+reconcile; it is never dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from wastetrail_contracts.enums import PaymentChannel
 from wastetrail_contracts.events.billing import (
     PaymentFailed,
     PaymentInitiated,
-    PaymentRefunded,
     PaymentSucceeded,
 )
 from wastetrail_contracts.pricing.periods import VIETNAM
@@ -36,18 +40,19 @@ from wastetrail_runtime.problems import Problem, conflict, not_found, unprocessa
 from wastetrail_runtime.store import EventStore, UnitOfWork
 
 from wastetrail_billing.adapters.ledger import post_entry
-from wastetrail_billing.adapters.tables import Invoice, Payment, Refund
+from wastetrail_billing.adapters.tables import Invoice, Payment
 from wastetrail_billing.adapters.vnpay import (
+    IPN_ALREADY_CONFIRMED,
     IPN_UNKNOWN_ERROR,
     IpnDecision,
     IpnOrder,
-    RefundKind,
     VNPayApiResponse,
     VNPayClient,
     VNPayConfig,
     VNPayError,
     decide_ipn,
     parse_vnp_date,
+    payment_succeeded,
 )
 from wastetrail_billing.domain import invoicing as inv
 from wastetrail_billing.domain import ledger
@@ -201,6 +206,11 @@ async def handle_ipn(store: EventStore, config: VNPayConfig | None,
             order = None if payment is None else IpnOrder(amount_vnd=payment.amount,
                                                           pending=payment.status == PENDING)
             decision = decide_ipn(params, signature_valid=valid, order=order)
+            if (payment is not None and decision == IPN_ALREADY_CONFIRMED
+                    and payment.status == FAILED and payment_succeeded(params)):
+                # VNPay took the money after we recorded a failure: never drop that.
+                await _flag_late_success(uow, payment, params, now=store.clock.now())
+                return decision
             if not decision.record or payment is None:
                 return decision
             now = store.clock.now()
@@ -211,6 +221,27 @@ async def handle_ipn(store: EventStore, config: VNPayConfig | None,
         # VNPay retries an IPN answered 99; nothing was committed.
         log.exception("vnpay.ipn_failed", txn_ref=params.get("vnp_TxnRef"))
         return IPN_UNKNOWN_ERROR
+
+
+async def _flag_late_success(uow: UnitOfWork, payment: Payment, params: Mapping[str, str],
+                             *, now: datetime) -> None:
+    """Record a successful IPN of a payment recorded as failed, for a person to reconcile.
+
+    The failure was recorded (and published) first; the money VNPay says it took is kept
+    on the payment — its transaction number and time — and the payment is flagged
+    ``late-success-after-failure``. Nothing is posted: whether the household is credited
+    or refunded is the cashier's decision, after querydr. A repeated IPN changes nothing.
+    """
+    if payment.reconcile_reason is not None:
+        return
+    pay_date = params.get("vnp_PayDate", "")
+    payment.reconcile_reason = "late-success-after-failure"
+    payment.late_transaction_no = (params.get("vnp_TransactionNo") or "")[:80] or None
+    payment.late_paid_at = parse_vnp_date(pay_date) if pay_date else now
+    uow.session.add(payment)
+    await uow.commit()
+    log.error("vnpay.late_success_after_failure", payment_id=payment.payment_id,
+              transaction_no=payment.late_transaction_no, amount=payment.amount)
 
 
 async def _record_outcome(uow: UnitOfWork, payment: Payment, params: Mapping[str, str], *,
@@ -270,74 +301,6 @@ async def record_cash_payment(uow: UnitOfWork, invoice_id: str, amount: int, *,
     ], actor=actor, expected_version=0)
     await _settle(uow, payment, actor=actor, now=now)
     return payment
-
-
-async def refund_payment(
-    uow: UnitOfWork, payment_id: str, amount: int | None, reason: str, *,
-    config: VNPayConfig | None, actor: Actor, now: datetime, server_ip: str,
-) -> Refund:
-    """Give back (part of) a succeeded payment; VNPay payments go through VNPay's refund.
-
-    The payment row stays locked during the VNPay call so two refunds of one payment
-    cannot both pass the "at most what remains" check.
-    """
-    payment = await locked_payment(uow, payment_id)
-    if payment.status != SUCCEEDED:
-        raise conflict("payment-not-paid", f"payment {payment_id} is {payment.status}",
-                       field="payment_id")
-    remaining = payment.amount - payment.refunded
-    amount = remaining if amount is None else amount
-    if amount <= 0 or amount > remaining:
-        raise unprocessable("refund-amount",
-                            f"refund must be between 1 and the {remaining} đồng not yet "
-                            "refunded", "amount")
-    refund_id = new_id("RFD")
-    refund_ref = refund_id
-    if payment.channel == PaymentChannel.VNPAY.value:
-        if config is None:
-            raise vnpay_not_configured()
-        answer = await _vnpay_refund(config, payment, amount, actor=actor, now=now,
-                                     server_ip=server_ip, request_id=refund_id)
-        refund_ref = answer.transaction_no or refund_id
-    payment.refunded += amount
-    uow.session.add(payment)
-    invoice = await locked_invoice(uow, payment.invoice_id)
-    invoice.paid -= amount
-    uow.session.add(invoice)
-    refund = Refund(refund_id=refund_id, payment_id=payment_id, invoice_id=payment.invoice_id,
-                    account_id=payment.account_id, amount=amount, refund_ref=refund_ref,
-                    reason=reason, refunded_at=now, refunded_by=actor.id)
-    uow.session.add(refund)
-    await uow.record(payment_id, [PaymentRefunded(
-        payment_id=payment_id, invoice_id=payment.invoice_id, account_id=payment.account_id,
-        amount=amount, refund_ref=refund_ref, refunded_at=now,
-    )], actor=actor)
-    await post_entry(uow, inv.refund_entry(refund_id, payment_id, payment.account_id, amount,
-                                           CASH_ACCOUNTS[payment.channel]), actor=actor)
-    return refund
-
-
-async def _vnpay_refund(config: VNPayConfig, payment: Payment, amount: int, *, actor: Actor,
-                        now: datetime, server_ip: str, request_id: str) -> VNPayApiResponse:
-    kind = (RefundKind.FULL if inv.refund_kind_full(amount, payment.amount, payment.refunded)
-            else RefundKind.PARTIAL)
-    try:
-        async with VNPayClient(config) as client:
-            answer = await client.refund(
-                txn_ref=payment.txn_ref, amount_vnd=amount, kind=kind,
-                order_info=f"Hoan tien {payment.payment_id}", transaction_date=payment.created_at,
-                create_by=actor.id, ip_addr=server_ip, now=now,
-                transaction_no=payment.gateway_transaction_no or "0",
-                request_id=request_id.replace("-", "")[:32],
-            )
-    except VNPayError as exc:
-        raise Problem(502, "vnpay-unavailable", "VNPay did not answer",
-                      f"refund not done: {exc}") from exc
-    if not answer.ok:
-        raise Problem(502, "vnpay-refused", "VNPay refused the refund",
-                      f"VNPay answered {answer.response_code}: {answer.message}",
-                      extra={"vnp_ResponseCode": answer.response_code})
-    return answer
 
 
 async def query_payment(payment: Payment, *, config: VNPayConfig | None, now: datetime,

@@ -60,6 +60,9 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "bank_code": payment.bank_code, "refunded": payment.refunded,
         "created_at": payment.created_at.isoformat(),
         "settled_at": payment.settled_at.isoformat() if payment.settled_at else None,
+        "reconcile_reason": payment.reconcile_reason,
+        "late_transaction_no": payment.late_transaction_no,
+        "late_paid_at": payment.late_paid_at.isoformat() if payment.late_paid_at else None,
     }
 
 
@@ -69,7 +72,8 @@ def refund_view(refund: Refund) -> dict[str, Any]:
         "refund_id": refund.refund_id, "payment_id": refund.payment_id,
         "invoice_id": refund.invoice_id, "account_id": refund.account_id,
         "amount": refund.amount, "refund_ref": refund.refund_ref, "reason": refund.reason,
-        "refunded_at": refund.refunded_at.isoformat(),
+        "refunded_at": refund.refunded_at.isoformat(), "status": refund.status,
+        "attempts": refund.attempts,
     }
 
 
@@ -107,7 +111,7 @@ async def payments_of_invoice(session: AsyncSession, invoice_id: str) -> list[Pa
 async def refunds_of(session: AsyncSession, account_id: str) -> list[Refund]:
     """Payment refunds of an account, newest first."""
     return list((await session.exec(
-        select(Refund).where(Refund.account_id == account_id)
+        select(Refund).where(Refund.account_id == account_id, Refund.status == SUCCEEDED)
         .order_by(col(Refund.refunded_at).desc())
     )).all())
 
@@ -156,7 +160,8 @@ async def audit_balances(session: AsyncSession) -> dict[str, Any]:
     )).all():
         figures[account_id]["paid"] = int(paid or 0)
     for account_id, refunded in (await session.exec(
-        select(Refund.account_id, func.sum(Refund.amount)).group_by(Refund.account_id)
+        select(Refund.account_id, func.sum(Refund.amount))
+        .where(Refund.status == SUCCEEDED).group_by(Refund.account_id)
     )).all():
         figures[account_id]["refunded"] = int(refunded or 0)
     owners = {ledger.receivable(a): a for a in figures} | credit_accounts

@@ -150,6 +150,7 @@ class Transaction:
     card_type: str = ""
     callback_query: str = ""
     refunded_vnd: int = 0
+    refunds: int = 0  # refund requests applied (a merchant's double refund shows here)
     ipn: IpnDelivery = field(default_factory=lambda: IpnDelivery("not_configured"))
 
     def as_json(self) -> dict[str, object]:
@@ -166,6 +167,7 @@ class Transaction:
             "transaction_no": self.transaction_no,
             "pay_date": self.pay_date,
             "refunded_vnd": self.refunded_vnd,
+            "refunds": self.refunds,
             "callback_query": self.callback_query,
             "ipn": self.ipn.as_json(),
         }
@@ -222,6 +224,13 @@ class SandboxGateway:
         self._transaction_nos: set[str] = set()
         self._tasks: set[asyncio.Task[IpnDelivery]] = set()
         self._http: httpx.AsyncClient | None = None
+        # Fault simulation: the next ``slow_refunds`` refunds are applied, then answered
+        # only after ``slow_refund_seconds`` (the merchant's client times out first).
+        self.slow_refunds = 0
+        self.slow_refund_seconds = 0.0
+        # ...and the next ``lost_refunds`` refund requests never reach the gateway at all
+        # (they hang for ``slow_refund_seconds`` and are not applied).
+        self.lost_refunds = 0
 
     # -- payment page ---------------------------------------------------------------
 
@@ -458,18 +467,23 @@ class SandboxGateway:
         ):
             return self._api_answer(command, body, "91", "Transaction not found")
         if command == "querydr":
+            # A refunded payment reads as its refund: type 02 (full) or 03 (partial),
+            # status 05 (refund processing) and, the simulator's convention, the total
+            # refunded as vnp_Amount (see domain/refunds.py).
+            refunded = txn.refunded_vnd > 0
+            kind = "02" if txn.refunded_vnd == txn.amount_vnd else "03"
             return self._api_answer(
                 command,
                 body,
                 "00",
                 "QueryDR Success",
-                vnp_Amount=str(txn.amount_vnd * 100),
+                vnp_Amount=str((txn.refunded_vnd if refunded else txn.amount_vnd) * 100),
                 vnp_OrderInfo=txn.order_info,
                 vnp_BankCode=txn.bank_code,
                 vnp_PayDate=txn.pay_date,
                 vnp_TransactionNo=txn.transaction_no,
-                vnp_TransactionType="01",
-                vnp_TransactionStatus=txn.transaction_status,
+                vnp_TransactionType=kind if refunded else "01",
+                vnp_TransactionStatus="05" if refunded else txn.transaction_status,
             )
         return self._refund(txn, body)
 
@@ -490,6 +504,7 @@ class SandboxGateway:
                 "refund", body, "95", "A full refund (02) must be the whole, unrefunded amount"
             )
         txn.refunded_vnd += amount_vnd
+        txn.refunds += 1
         return self._api_answer(
             "refund",
             body,
@@ -556,6 +571,14 @@ def _api_format_problem(command: str, body: Mapping[str, str]) -> str:
         if not body.get("vnp_CreateBy"):
             return "vnp_CreateBy"
     return ""
+
+
+class SandboxFaults(BaseModel):
+    """Body of ``POST /sandbox/faults`` (a simulator convenience, not part of VNPay)."""
+
+    slow_refunds: int = 1
+    slow_refund_seconds: float = 5.0
+    lost_refunds: int = 0
 
 
 class SandboxPayRequest(BaseModel):
@@ -709,12 +732,32 @@ def create_app(
             )
         return txn.as_json()
 
+    @app.post("/sandbox/faults", tags=[_CONVENIENCE])
+    async def sandbox_faults(faults: SandboxFaults) -> dict[str, object]:
+        """Simulator convenience, not part of VNPay: the next ``slow_refunds`` refunds are
+        applied at once and answered only after ``slow_refund_seconds`` — "refund done,
+        then the response timed out" as the merchant sees it; the next ``lost_refunds``
+        hang as long and are never applied — "the request was lost on the way"."""
+        gateway.slow_refunds = faults.slow_refunds
+        gateway.slow_refund_seconds = faults.slow_refund_seconds
+        gateway.lost_refunds = faults.lost_refunds
+        return faults.model_dump()
+
     @app.post("/merchant_webapi/api/transaction", tags=[_VNPAY])
     async def merchant_webapi(request: Request) -> JSONResponse:
         try:
             payload: object = await request.json()
         except ValueError:
             payload = None
-        return JSONResponse(gateway.transaction_api(payload))
+        if (isinstance(payload, dict) and payload.get("vnp_Command") == "refund"
+                and gateway.lost_refunds > 0):
+            gateway.lost_refunds -= 1
+            await asyncio.sleep(gateway.slow_refund_seconds)
+            return JSONResponse({"error": "lost"}, status_code=504)
+        answer = gateway.transaction_api(payload)
+        if answer.get("vnp_Command") == "refund" and gateway.slow_refunds > 0:
+            gateway.slow_refunds -= 1
+            await asyncio.sleep(gateway.slow_refund_seconds)  # applied; the answer is late
+        return JSONResponse(answer)
 
     return app
