@@ -47,7 +47,9 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ChainId = Annotated[
     str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")
 ]
-Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+# A billing month, YYYY-MM, of the years 2000..2099: month arithmetic and the calendar
+# overflow on year 0, and nothing in a waste trail is billed before 2000.
+Period = Annotated[str, StringConstraints(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$")]
 
 
 class Event(BaseModel):

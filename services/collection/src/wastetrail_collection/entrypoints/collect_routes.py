@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from wastetrail_contracts.envelope import uuid7
 from wastetrail_runtime.auth import Principal
+from wastetrail_runtime.inputs import Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import runtime_of
 
 from wastetrail_collection.adapters.tables import Trip
 from wastetrail_collection.domain.scans import RefusalInput, ScanInput, rejection_from
 from wastetrail_collection.domain.trips import TripStart
-from wastetrail_collection.entrypoints.guards import COLLECTOR, LIMIT, OFFSET, READER
+from wastetrail_collection.entrypoints.guards import COLLECTOR, READER
 from wastetrail_collection.entrypoints.schemas import (
     BatchOut,
     ItemResult,
@@ -68,8 +69,8 @@ async def close(trip_id: str, body: TripCloseIn, request: Request,
 
 @router.get("/trips", response_model=list[TripOut])
 async def list_trips(request: Request, principal: Reader, vehicle_id: str | None = None,
-                     is_open: bool | None = None, limit: int = LIMIT,
-                     offset: int = OFFSET) -> list[TripOut]:
+                     is_open: bool | None = None, limit: Limit = 100,
+                     offset: Offset = 0) -> list[TripOut]:
     """Trips, newest first (without their loads)."""
     async with runtime_of(request).db.session() as session:
         found = await trips(session, vehicle_id, is_open, limit, offset)
@@ -78,7 +79,7 @@ async def list_trips(request: Request, principal: Reader, vehicle_id: str | None
 
 @router.get("/trips/{trip_id}", response_model=TripOut)
 async def get_trip(trip_id: str, request: Request, principal: Reader,
-                   limit: int = LIMIT, offset: int = OFFSET) -> TripOut:
+                   limit: Limit = 100, offset: Offset = 0) -> TripOut:
     """A trip with a page of its loads (scan order) and its totals."""
     async with runtime_of(request).db.session() as session:
         trip = await session.get(Trip, trip_id)

@@ -16,6 +16,7 @@ from wastetrail_contracts.events.collection import (
     VehicleRegistered,
 )
 from wastetrail_runtime.auth import Principal
+from wastetrail_runtime.inputs import Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found, unprocessable
 from wastetrail_runtime.service import runtime_of
 
@@ -28,7 +29,7 @@ from wastetrail_collection.adapters.tables import (
 )
 from wastetrail_collection.domain.generators import CsvFileError
 from wastetrail_collection.domain.ids import generator_id_for
-from wastetrail_collection.entrypoints.guards import ADMIN, LIMIT, OFFSET, READER
+from wastetrail_collection.entrypoints.guards import ADMIN, READER
 from wastetrail_collection.entrypoints.schemas import (
     CollectionPointIn,
     CollectorIn,
@@ -122,7 +123,7 @@ def _generator_out(row: Generator, tags: list[str]) -> GeneratorOut:
 @router.get("/generators", response_model=list[GeneratorOut])
 async def list_generators(
     request: Request, principal: Reader, commune: str | None = None,
-    active: bool | None = None, limit: int = LIMIT, offset: int = OFFSET,
+    active: bool | None = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[GeneratorOut]:
     """Generators with their tags (a device caches them to scan offline), by code."""
     stmt = select(Generator)
@@ -207,7 +208,7 @@ async def register_collection_point(
 
 @router.get("/collectors", response_model=list[CollectorIn])
 async def list_collectors(
-    request: Request, principal: Reader, limit: int = LIMIT, offset: int = OFFSET
+    request: Request, principal: Reader, limit: Limit = 100, offset: Offset = 0
 ) -> list[CollectorIn]:
     """Collection companies, by id."""
     async with runtime_of(request).db.session() as session:
@@ -219,7 +220,7 @@ async def list_collectors(
 @router.get("/vehicles", response_model=list[VehicleIn])
 async def list_vehicles(
     request: Request, principal: Reader, collector_id: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[VehicleIn]:
     """Vehicles, by id, optionally of one collector."""
     stmt = select(Vehicle)
@@ -234,7 +235,7 @@ async def list_vehicles(
 @router.get("/devices", response_model=list[DeviceIn])
 async def list_devices(
     request: Request, principal: Reader, collector_id: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[DeviceIn]:
     """Devices with their current vehicle binding, by id."""
     stmt = select(Device)
@@ -249,7 +250,7 @@ async def list_devices(
 @router.get("/collection-points", response_model=list[CollectionPointIn])
 async def list_collection_points(
     request: Request, principal: Reader, commune: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[CollectionPointIn]:
     """Collection points, by id, optionally of one commune."""
     stmt = select(CollectionPoint)
