@@ -31,6 +31,7 @@ from wastetrail_collection.entrypoints.schemas import (
     TripOut,
     TripStartIn,
 )
+from wastetrail_collection.entrypoints.scope import scope_of
 from wastetrail_collection.handlers.common import problem, settings_of
 from wastetrail_collection.handlers.loads import InvalidItem, Outcome, record_refusals, record_scans
 from wastetrail_collection.handlers.trips import close_trip, start_trip
@@ -71,9 +72,11 @@ async def close(trip_id: str, body: TripCloseIn, request: Request,
 async def list_trips(request: Request, principal: Reader, vehicle_id: str | None = None,
                      is_open: bool | None = None, limit: Limit = 100,
                      offset: Offset = 0) -> list[TripOut]:
-    """Trips, newest first (without their loads)."""
+    """Trips, newest first (without their loads); a collector's device sees its collector's."""
     async with runtime_of(request).db.session() as session:
-        found = await trips(session, vehicle_id, is_open, limit, offset)
+        scope = await scope_of(session, principal)
+        found = await trips(session, vehicle_id, is_open, limit, offset,
+                            collector_id=scope.collector_id)
     return [_trip_out(t) for t in found]
 
 
@@ -85,6 +88,7 @@ async def get_trip(trip_id: str, request: Request, principal: Reader,
         trip = await session.get(Trip, trip_id)
         if trip is None:
             raise not_found("trip", trip_id, field="trip_id")
+        (await scope_of(session, principal)).require_collector(trip.collector_id, "trip_id")
         page = await trip_loads(session, trip_id, limit, offset)
     return _trip_out(trip, [LoadOut.model_validate(x, from_attributes=True) for x in page.loads])
 

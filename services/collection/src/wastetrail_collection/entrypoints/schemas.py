@@ -68,10 +68,11 @@ class GeneratorStatusIn(RequestBody):
 
 
 class CollectorIn(RequestBody):
-    """A collection company."""
+    """A collection company and the communes it serves (its devices see their households)."""
 
     collector_id: RegistryId
     name: Name
+    communes: list[CommuneCode] = Field(default_factory=list, max_length=500)
 
 
 class VehicleIn(RequestBody):
