@@ -92,6 +92,15 @@ async def test_collection(make_database: Callable[[str], str], kafka_bootstrap: 
             ("GET", "/v1/trips/T%001", {}, 422, "path"),
             ("GET", "/v1/trips", {"params": {"vehicle_id": "V\x001"}}, 422, "vehicle_id"),
         ])
+        # A CSV import reports a NUL in a row as that row's error and keeps the others.
+        csv = ("code,kind,name,commune,commune_class,customer_class,address,members,tag_ids,"
+               "active\nHN-1,household,Hộ A,X-1,urban,,,1,QR-1,true\n"
+               "HN-2,household,Hộ\x00B,X-1,urban,,,1,QR-2,true\n")
+        imported = await client.post("/v1/generators/import", content=csv.encode(),
+                                     headers={**auth(), "content-type": "text/csv"})
+        assert imported.status_code == 200, imported.text
+        assert (imported.json()["created"], [e["line"] for e in imported.json()["errors"]]
+                ) == (1, [3]), imported.text
 
 
 async def test_a_body_over_the_limit_is_refused_before_parsing_and_authentication(
