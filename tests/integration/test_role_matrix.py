@@ -10,21 +10,18 @@ PostgreSQL databases, so an admitted call goes all the way into the handler.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from service_apps import SECRET, SERVICES, api_routes, service_app
 from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import issue_token
 
 pytestmark = pytest.mark.integration
-SECRET = "role-matrix-secret-of-sufficient-length-000"
-SERVICES = ("collection", "transfer", "treatment", "billing")
 GUARD_DETAIL = re.compile(r"role '.*' may not call this endpoint")
 # Public by design: probes and metrics; VNPay's server-to-server IPN (authenticated by its
 # HMAC signature) and the browser's return URL; the household pages, which sign in with
@@ -53,38 +50,6 @@ def _path(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x-1", path)
 
 
-def _api_routes(routes: list[Any]) -> list[tuple[str, APIRoute]]:
-    """(full path, route) of every API route, through included routers (FastAPI ≥ 0.13x
-    keeps included routers as branches instead of copying their routes)."""
-    found: list[tuple[str, APIRoute]] = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append((route.path, route))
-        elif hasattr(route, "effective_candidates"):
-            for candidate in route.effective_candidates():
-                if hasattr(candidate, "effective_candidates"):
-                    found.extend(_api_routes([candidate]))
-                    continue
-                effective = candidate.starlette_route or candidate.original_route
-                if isinstance(effective, APIRoute):
-                    found.append((candidate.path or effective.path, effective))
-    return found
-
-
-def _app(service: str, database_url: str, kafka: str, prefix: str) -> FastAPI:
-    module = importlib.import_module(f"wastetrail_{service}.app")
-    settings_module = importlib.import_module(f"wastetrail_{service}.settings")
-    settings_cls = next(
-        getattr(settings_module, name) for name in dir(settings_module)
-        if name.endswith("Settings") and name != "ServiceSettings"
-    )
-    settings = settings_cls(service=service, database_url=database_url, topic_prefix=prefix,
-                            kafka_bootstrap_servers=kafka, jwt_secret=SECRET,
-                            run_consumers=False, run_relay=False)
-    app: FastAPI = module.create_app(settings)
-    return app
-
-
 @pytest.mark.parametrize("service", SERVICES)
 async def test_every_endpoint_admits_exactly_its_roles(
     service: str, make_database: Callable[[str], str], kafka_bootstrap: str, topic_prefix: str
@@ -92,8 +57,8 @@ async def test_every_endpoint_admits_exactly_its_roles(
     import asyncio
 
     database_url = await asyncio.to_thread(make_database, f"roles{service}")
-    app = _app(service, database_url, kafka_bootstrap, topic_prefix)
-    routes = _api_routes(list(app.routes))
+    app = service_app(service, database_url, kafka_bootstrap, topic_prefix)
+    routes = api_routes(list(app.routes))
     guarded = [(p, r, roles) for p, r in routes if (roles := _allowed_roles(r)) is not None]
     assert len(guarded) >= 5, f"{service}: expected guarded routes"
     unguarded = {p for p, r in routes if _allowed_roles(r) is None}

@@ -40,14 +40,19 @@ Count = Annotated[int, Strict(), Field(ge=0, le=10**9)]
 # printable.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f]+$")]
-Text = Annotated[str, StringConstraints(max_length=500)]
+# Free text: no NUL (PostgreSQL cannot store it) nor other control characters but tab and
+# line breaks.
+Text = Annotated[str, StringConstraints(max_length=500,
+                                        pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 CommuneCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # service ':' topic ':' partition; Kafka topic names go up to 249 characters.
 ChainId = Annotated[
     str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")
 ]
-Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+# A billing month, YYYY-MM, of the years 2000..2099: month arithmetic and the calendar
+# overflow on year 0, and nothing in a waste trail is billed before 2000.
+Period = Annotated[str, StringConstraints(pattern=r"^20\d{2}-(0[1-9]|1[0-2])$")]
 
 
 class Event(BaseModel):

@@ -99,6 +99,10 @@ EXAMPLES: tuple[Event, ...] = (
         net_grams=1_850_000, tare_source="weighed", weighed_in_at=at(200),
         weighed_out_at=at(215),
     ),
+    transfer.TripMarkedDirectHaul(
+        trip_id="trip-20260303-11", plant_id="plant-ct-compost", station_id="st-ct-cai-rang",
+        marked_at=at(150),
+    ),
     transfer.TripReconciled(
         trip_id="trip-20260303-07", site_id="st-ct-cai-rang", net_grams=1_850_000,
         scanned_grams=1_790_500, load_count=412, difference_grams=59_500,

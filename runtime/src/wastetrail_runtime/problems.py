@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,6 +70,17 @@ def conflict(type_: str, detail: str, field: str | None = None) -> Problem:
     return Problem(409, type_, "Conflict", detail, field=field)
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    """The field as the caller named it: ``lines.0.units``, ``offset`` (no "body."/"query.")."""
+    parts = list(loc)
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts)
+
+
 def _response(problem: Problem, request: Request) -> JSONResponse:
     return JSONResponse(problem.body(str(request.url.path)), status_code=problem.status,
                         media_type="application/problem+json")
@@ -83,10 +95,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
+        errors = [{"field": _field(err["loc"]), "message": err["msg"]} for err in exc.errors()]
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         problem = Problem(422, "validation", "Invalid input",
                           f"{first['field']}: {first['message']}", field=first["field"],

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from wastetrail_runtime.clock import Clock, SystemClock
 from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_topic
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.forwarded import ForwardedPrefix
+from wastetrail_runtime.guard import RequestGuard
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
@@ -53,6 +54,9 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     create_all: bool = False  # tests only: skip Alembic and create the tables directly
+    # Paths that stream an upload larger than ``max_body_bytes`` (a CSV import), with the
+    # limit their own setting gives them; the request guard applies it before parsing.
+    large_bodies: Mapping[str, Callable[[ServiceSettings], int]] = field(default_factory=dict)
     # The service's queries need PostgreSQL (e.g. billing's month-end run: table locks,
     # COPY, unnest): refuse SQLite at start-up instead of failing at the first such query.
     requires_postgres: bool = False
@@ -169,6 +173,10 @@ def build_service(
     install_problem_handlers(app)
     _install_middleware(app, spec.name)
     app.add_middleware(ForwardedPrefix)
+    large = {path: limit(settings) for path, limit in spec.large_bodies.items()}
+    # Added last, so it is the outermost layer: nothing is parsed or authenticated before it.
+    app.add_middleware(RequestGuard,
+                       limit_for=lambda path: large.get(path, settings.max_body_bytes))
     _install_health(app)
     for router in spec.routers:
         app.include_router(router)

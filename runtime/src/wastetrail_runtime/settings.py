@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     run_consumers: bool = True
     run_relay: bool = True
     log_level: str = "INFO"
+    # Request bodies above this are refused (413) before they are parsed or authenticated;
+    # an offline batch of 1,000 scans is about 350 kB.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     def resolved_database_url(self) -> str:
         """The database URL; SQLite under .local/ when none is configured (one machine)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from billing_support import Billing, february_invoice, ipn_params, send_ipn, start_vnpay
+from sqlmodel import select
+from wastetrail_billing.adapters.tables import Payment
 from wastetrail_contracts.enums import Role
 
 pytestmark = pytest.mark.integration
@@ -68,3 +70,30 @@ async def test_audit_balances_reconcile(billing: Billing) -> None:
         assert figures["balance"] == (figures["invoiced"] - figures["paid"]
                                       + figures["refunded"] - figures["credited"])
     assert isinstance(body["producers"], dict)
+
+
+async def test_a_household_cannot_pay_or_read_another_households_payments(
+    billing: Billing,
+) -> None:
+    await february_invoice(billing, "HH-1")
+    theirs = await february_invoice(billing, "HH-2")
+    their_payment = (await start_vnpay(billing, theirs, "HH-2"))["payment_id"]
+    mine = billing.auth(Role.HOUSEHOLD, "HH-1")
+    for method, path in (("POST", f"/v1/invoices/{theirs}/pay"),
+                         ("GET", f"/v1/payments/{their_payment}"),
+                         ("GET", "/v1/accounts/HH-2/charges?period=2026-02")):
+        r = await billing.client.request(method, path, headers=mine,
+                                         json={} if method == "POST" else None)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["field"] == "account_id"
+    # The web page signs in with the same token (a cookie) and checks the same account.
+    page = await billing.client.post(f"/account/invoices/{theirs}/pay",
+                                     cookies={"wt_token": mine["authorization"][7:]})
+    assert page.status_code == 403, page.text
+    # Their own payment is theirs to read; A's refused attempts started no payment.
+    r = await billing.client.get(f"/v1/payments/{their_payment}",
+                                 headers=billing.auth(Role.HOUSEHOLD, "HH-2"))
+    assert r.status_code == 200
+    async with billing.rt.db.session() as session:
+        payments = (await session.exec(select(Payment.payment_id))).all()
+    assert list(payments) == [their_payment]

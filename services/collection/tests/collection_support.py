@@ -153,7 +153,8 @@ async def seed(client: httpx.AsyncClient, *, generators: int = 3, capacity: int 
                vehicles: tuple[str, ...] = ("veh-1",)) -> None:
     """A collector, vehicles, devices dev-1.. bound to them, and households with tags QR-i."""
     r = await client.post("/v1/collectors", headers=ADMIN,
-                          json={"collector_id": "col-1", "name": "Công ty Môi trường Đô thị"})
+                          json={"collector_id": "col-1", "name": "Công ty Môi trường Đô thị",
+                                "communes": ["phuong-hang-bac"]})
     assert r.status_code == 201, r.text
     for n, vehicle in enumerate(vehicles, start=1):
         r = await client.post("/v1/vehicles", headers=ADMIN, json={

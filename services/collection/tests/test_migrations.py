@@ -30,7 +30,7 @@ async def test_empty_database_to_head_matches_the_tables(database_url: str) -> N
         await engine.dispose()
     assert changes == []
     assert {"generators", "tags", "trips", "loads", "refusals", "vehicles", "devices",
-            "collectors", "collection_points", "rt_events", "rt_outbox", "rt_chain_heads",
-            "rt_processed_events", "alembic_version"} == tables
+            "collectors", "collector_communes", "collection_points", "rt_events", "rt_outbox",
+            "rt_chain_heads", "rt_processed_events", "alembic_version"} == tables
     # Upgrading again is a no-op (the service migrates on every start).
     await upgrade_to_head(SPEC.migrations, database_url)

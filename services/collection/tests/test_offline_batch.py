@@ -126,3 +126,26 @@ async def test_a_retry_racing_its_first_attempt_records_the_scans_once(
     assert len(events) == 150
     trip = (await client.get("/v1/trips/trip-1", headers=device_token())).json()
     assert trip["load_count"] == 150
+
+
+async def test_a_year_one_time_or_a_nul_rejects_its_item_not_the_batch(service: Service) -> None:
+    # datetime.astimezone overflows on year 1 and PostgreSQL cannot store NUL: before the
+    # bounds, one such item failed the whole batch, and the device re-sent it forever.
+    client = service.client
+    await seed(client)
+    await start_trip(client)
+    year_one = "0001-01-01T00:00:00+07:00"
+    scans = await client.post("/v1/loads/batch", headers=device_token(), json={"scans": [
+        scan("y-1", at=year_one), scan("ok-1", at=_at(1)), scan("y-2", at="9999-12-31T23:59:59Z"),
+    ]})
+    assert scans.status_code == 200, scans.text
+    assert [(r["status"], r["field"]) for r in scans.json()["results"]] == [
+        ("rejected", "collected_at"), ("accepted", None), ("rejected", "collected_at")]
+    refusal = {"idempotency_key": "r-1", "tag_id": "QR-1", "reason": "unsorted",
+               "refused_at": _at(3)}
+    refusals = await client.post("/v1/refusals/batch", headers=device_token(), json={
+        "refusals": [refusal | {"note": "nul\x00"}, refusal | {"idempotency_key": "r-2"},
+                     refusal | {"idempotency_key": "r-3", "refused_at": year_one}]})
+    assert refusals.status_code == 200, refusals.text
+    assert [(r["status"], r["field"]) for r in refusals.json()["results"]] == [
+        ("rejected", "note"), ("accepted", None), ("rejected", "refused_at")]

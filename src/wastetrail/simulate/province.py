@@ -205,8 +205,9 @@ async def simulate(seed: int, households: int, days: int, ep: Endpoints, secret:
                     "commune_class": g.commune_class, "members": g.members, "tag_ids": [g.tag]})
                 g.generator_id = str(out["id"])
         await asyncio.gather(*(reg(g) for g in p.generators))
-        await coll_admin.call("POST", "/v1/collectors", {"collector_id": p.collector,
-                                                         "name": "Công ty Môi trường Đô thị"})
+        await coll_admin.call("POST", "/v1/collectors", {
+            "collector_id": p.collector, "name": "Công ty Môi trường Đô thị",
+            "communes": sorted({g.commune for g in p.generators})})
         for vid, _commune, tare in p.vehicles:
             await coll_admin.call("POST", "/v1/vehicles", {
                 "vehicle_id": vid, "plate": f"29C-{run[-6:]}.{vid[-1]}",

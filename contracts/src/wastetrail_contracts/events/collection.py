@@ -94,6 +94,8 @@ class CollectorRegistered(Event):
 
     collector_id: Id
     name: Text
+    # The communes it serves (its devices see those communes' households); sorted.
+    communes: tuple[CommuneCode, ...] = Field(default=(), max_length=500)
 
 
 class VehicleRegistered(Event):

@@ -154,9 +154,23 @@ class RefusedWasteReturned(Event):
     returned_at: UtcDatetime
 
 
+class TripMarkedDirectHaul(Event):
+    """A trip skips the stations and goes straight to a plant, whose weighbridge receipt
+    closes its custody. ``station_id`` is the station that decided (none when an admin did);
+    the envelope's actor says who."""
+
+    event_type = "transfer.trip_marked_direct_haul"
+
+    trip_id: Id
+    plant_id: Id
+    station_id: Id | None = None
+    marked_at: UtcDatetime
+
+
 EVENTS: tuple[type[Event], ...] = (
     StationRegistered,
     TripWeighed,
+    TripMarkedDirectHaul,
     TripReconciled,
     BatchConsolidated,
     BatchDispatched,

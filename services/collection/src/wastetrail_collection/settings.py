@@ -10,6 +10,9 @@ from wastetrail_runtime.settings import ServiceSettings
 from wastetrail_collection.domain.rules import GeoBounds, ScanPolicy
 
 NAME = "collection"
+# Items in one offline batch: the request schema's maximum, and the setting's ceiling (a
+# deployment may lower it; the handler then refuses a longer batch with 413).
+BATCH_ITEMS = 1000
 
 
 class CollectionSettings(ServiceSettings):
@@ -27,7 +30,7 @@ class CollectionSettings(ServiceSettings):
     bag_grams: dict[str, int] = Field(default_factory=lambda: {"S": 2_000, "M": 5_000,
                                                                "L": 10_000})
     grams_per_litre: int = Field(default=150, ge=0)
-    max_batch_scans: int = Field(default=1000, ge=1, le=10_000)
+    max_batch_scans: int = Field(default=BATCH_ITEMS, ge=1, le=BATCH_ITEMS)
     max_import_rows: int = Field(default=100_000, ge=1)
     max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     # Daily totals are a report: days are the province's calendar days (domain.md: UTC in

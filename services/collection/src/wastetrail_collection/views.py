@@ -140,10 +140,13 @@ async def tags_of(session: AsyncSession, generator_ids: Sequence[str]) -> dict[s
 
 
 async def trips(
-    session: AsyncSession, vehicle_id: str | None, is_open: bool | None, limit: int, offset: int
+    session: AsyncSession, vehicle_id: str | None, is_open: bool | None, limit: int, offset: int,
+    collector_id: str | None = None,
 ) -> Sequence[Trip]:
-    """Trips, newest first, optionally of one vehicle or only open/closed ones."""
+    """Trips, newest first, optionally of one vehicle or collector, or only open/closed ones."""
     stmt = select(Trip)
+    if collector_id is not None:
+        stmt = stmt.where(col(Trip.collector_id) == collector_id)
     if vehicle_id is not None:
         stmt = stmt.where(col(Trip.vehicle_id) == vehicle_id)
     if is_open is not None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints
+from pydantic import ConfigDict, Field, Strict, StringConstraints
 from wastetrail_contracts.base import Code, CommuneCode, Grams, Id, PositiveGrams, Text
 from wastetrail_contracts.enums import AcceptanceStatus, Category, TreatmentMethod
+from wastetrail_runtime.inputs import RequestBody
 
 # Alert ids are "<receipt id>.<kind>", so a receipt id leaves room for the suffix.
 ReceiptId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -19,7 +20,7 @@ PositiveTotalGrams = Annotated[int, Strict(), Field(gt=0, le=10**15)]
 Kwh = Annotated[int, Strict(), Field(ge=0, le=10**12)]
 
 
-class Command(BaseModel):
+class Command(RequestBody):
     """Base of every request body: unknown fields are refused, numbers are strict."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

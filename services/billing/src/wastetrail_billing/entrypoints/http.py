@@ -11,14 +11,16 @@ import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
+from wastetrail_contracts.base import Period
 from wastetrail_contracts.enums import CostComponent, Role, TreatmentMethod
 from wastetrail_contracts.pricing.periods import periods_between
 from wastetrail_contracts.pricing.tariff import Component
 from wastetrail_runtime.auth import Principal, issue_token, require
+from wastetrail_runtime.inputs import Limit, Offset, RequestBody
 from wastetrail_runtime.problems import Problem, not_found, unprocessable
 from wastetrail_runtime.service import ServiceRuntime, runtime_of
 
@@ -40,10 +42,7 @@ IdStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0
 # A client-chosen key (RFC draft "The Idempotency-Key HTTP Header Field"): printable ASCII.
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$")]
-PeriodStr = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 CommuneStr = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9_-]{1,40}|\*)$")]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 READ_ACCOUNT = require(Role.HOUSEHOLD, Role.CASHIER, Role.AUDITOR)
 ADMIN = require(Role.ADMIN)
@@ -60,7 +59,7 @@ def settings_of(rt: ServiceRuntime) -> BillingSettings:
     return settings
 
 
-class _Body(BaseModel):
+class _Body(RequestBody):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -147,7 +146,7 @@ async def assign_tariff(commune: CommuneStr, body: AssignTariff, request: Reques
 class InvoicingRun(_Body):
     """Body of POST /v1/invoicing/runs."""
 
-    period: PeriodStr
+    period: Period
 
 
 @router.post("/invoicing/runs")
@@ -164,7 +163,7 @@ async def run_invoicing(body: InvoicingRun, request: Request,
 
 
 @router.get("/invoices")
-async def list_invoices(request: Request, period: PeriodStr | None = None,
+async def list_invoices(request: Request, period: Period | None = None,
                         limit: Limit = 50, offset: Offset = 0,
                         principal: Principal = Depends(require(Role.AUDITOR, Role.CASHIER)),
                         ) -> dict[str, Any]:
@@ -261,7 +260,7 @@ async def account_credits(account_id: IdStr, request: Request, limit: Limit = 50
 
 
 @router.get("/accounts/{account_id}/charges")
-async def account_charges(account_id: IdStr, request: Request, period: PeriodStr,
+async def account_charges(account_id: IdStr, request: Request, period: Period,
                           limit: Limit = 100, offset: Offset = 0,
                           principal: Principal = Depends(READ_ACCOUNT)) -> dict[str, Any]:
     """The loads attributed to an account in a month."""
@@ -456,7 +455,7 @@ class CostRequest(_Body):
     model_config = ConfigDict(extra="forbid", strict=False)
 
     cost_id: IdStr | None = None
-    period: PeriodStr
+    period: Period
     component: CostComponent
     driver: Literal["trip_km", "station_tonne", "plant_tonne", "overhead"]
     method: TreatmentMethod | None = None
@@ -493,7 +492,7 @@ def _cost_view(c: OperatingCost) -> dict[str, Any]:
 
 
 @router.get("/costs")
-async def list_costs(request: Request, period: PeriodStr, limit: Limit = 100,
+async def list_costs(request: Request, period: Period, limit: Limit = 100,
                      offset: Offset = 0,
                      principal: Principal = Depends(AUDIT)) -> dict[str, Any]:
     """Operating costs of a period."""
@@ -505,7 +504,7 @@ async def list_costs(request: Request, period: PeriodStr, limit: Limit = 100,
 
 
 @router.get("/reports/full-cost")
-async def full_cost(request: Request, period: PeriodStr, to: PeriodStr | None = None,
+async def full_cost(request: Request, period: Period, to: Period | None = None,
                     principal: Principal = Depends(AUDIT)) -> dict[str, Any]:
     """Full cost per component and per tonne, revenue billed and collected, cost recovery,
     and the tariff that would recover the full cost, for a month (or ``period``..``to``)."""

@@ -32,6 +32,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Literal
 
+from wastetrail_contracts.base import MAX_DONG, MAX_GRAMS
 from wastetrail_contracts.enums import AcceptanceStatus, ClaimRejection, Material
 
 from wastetrail_billing.domain.ledger import JournalEntry, Posting
@@ -126,6 +127,19 @@ def packaging_on(versions: Iterable[PackagingVersion], day: date) -> PackagingVe
         ):
             current = version
     return current
+
+
+def overflowing_product(units: int, version: PackagingVersion, *,
+                        max_grams: int = MAX_GRAMS) -> str | None:
+    """Which product of ``units`` exceeds its bound — ``"grams"`` (units × unit weight: one
+    return's at most MAX_GRAMS, a market report's MAX_TOTAL_GRAMS) or ``"amount"`` (units ×
+    deposit, MAX_DONG) — or None when both fit. Each factor is bounded on its own; their
+    product is not, and events and PostgreSQL's bigint would overflow."""
+    if units * version.unit_grams > max_grams:
+        return "grams"
+    if units * version.deposit_per_unit > MAX_DONG:
+        return "amount"
+    return None
 
 
 def units_in_weight(grams: int, unit_grams: int) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from wastetrail_contracts import Actor
+from wastetrail_contracts.base import MAX_TOTAL_GRAMS
 from wastetrail_contracts.enums import ClaimRejection, Material, PaymentChannel, TreatmentMethod
 from wastetrail_contracts.events.collection import LoadCollected
 from wastetrail_contracts.events.epr import (
@@ -201,6 +202,12 @@ async def report_units(
         raise unprocessable("no-packaging-version",
                             f"SKU {report.sku!r} has no version in force on {report.period}-01",
                             field="period")
+    too_large = domain.overflowing_product(report.units, version,
+                                           max_grams=MAX_TOTAL_GRAMS)
+    if too_large is not None:
+        raise unprocessable("quantity-too-large", f"{report.units} units of {report.sku}: "
+                            f"their {too_large} exceed what one report may declare",
+                            field="units")
     now = uow.store.clock.now()
     owed = report.units * version.deposit_per_unit
     row = EprMarketReport(
@@ -343,6 +350,11 @@ async def _resolve_lines(
                 raise unprocessable("less-than-a-unit", f"{line.grams} g of {line.sku} is less "
                                     f"than one {version.unit_grams} g unit",
                                     field=f"lines.{i}.grams")
+            too_large = domain.overflowing_product(units, version)
+            if too_large is not None:
+                raise unprocessable("quantity-too-large", f"{units} units of {line.sku}: "
+                                    f"their {too_large} exceed what one return may claim",
+                                    field=f"lines.{i}.units")
             out.append((version, units))
             continue
         # The API admits a material only with grams.

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from sqlmodel import col, select
 from wastetrail_contracts.base import Code, Day, Id, Period, UtcDatetime
 from wastetrail_contracts.enums import Material, Role
 from wastetrail_contracts.events.epr import PackagingRegistered, ProducerRegistered
 from wastetrail_contracts.pricing.periods import local_date
 from wastetrail_runtime.auth import Principal, require
+from wastetrail_runtime.inputs import Limit, Offset, RequestBody
 from wastetrail_runtime.problems import not_found
 from wastetrail_runtime.service import runtime_of
 
@@ -25,17 +26,11 @@ ProducerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.
 ShortId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,59}$")]
 Positive = Annotated[int, Field(strict=True, gt=0, le=10**12)]
 PositiveGrams = Annotated[int, Field(strict=True, gt=0, le=100_000_000)]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 
 READERS = (Role.AUDITOR,)
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProducerBody(_Body):
+class ProducerBody(RequestBody):
     """A producer or importer joining the scheme."""
 
     producer_id: ProducerId
@@ -44,7 +39,7 @@ class ProducerBody(_Body):
     kind: Literal["producer", "importer"]
 
 
-class PackagingBody(_Body):
+class PackagingBody(RequestBody):
     """A packaging SKU version: material, unit weight and deposit from a date."""
 
     sku: Code
@@ -54,7 +49,7 @@ class PackagingBody(_Body):
     effective_from: Day
 
 
-class MarketReportBody(_Body):
+class MarketReportBody(RequestBody):
     """Units of one SKU placed on one province's market in one month."""
 
     report_id: ShortId
@@ -64,7 +59,7 @@ class MarketReportBody(_Body):
     units: Positive
 
 
-class DepositBody(_Body):
+class DepositBody(RequestBody):
     """A bank transfer of deposits into the escrow, as the cashier saw it arrive."""
 
     payment_id: ShortId
@@ -73,7 +68,7 @@ class DepositBody(_Body):
     paid_at: UtcDatetime | None = None
 
 
-class ReturnLineBody(_Body):
+class ReturnLineBody(RequestBody):
     """Returned packaging: ``sku`` + ``units``, ``sku`` + ``grams``, or ``material`` + ``grams``."""
 
     sku: Code | None = None
@@ -92,7 +87,7 @@ class ReturnLineBody(_Body):
         return self
 
 
-class ReturnBody(_Body):
+class ReturnBody(RequestBody):
     """Packaging a household handed back to a collector at a load."""
 
     idempotency_key: Code
@@ -102,7 +97,7 @@ class ReturnBody(_Body):
     lines: list[ReturnLineBody] = Field(min_length=1, max_length=50)
 
 
-class RejectBody(_Body):
+class RejectBody(RequestBody):
     """Why an administrator rejects a pending claim."""
 
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]

@@ -12,7 +12,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from wastetrail_collection.adapters.tables import Device, Generator, Tag, Trip, Vehicle
+from wastetrail_collection.adapters.tables import (
+    CollectorCommune,
+    Device,
+    Generator,
+    Tag,
+    Trip,
+    Vehicle,
+)
 from wastetrail_collection.domain.rules import DeviceFacts, GeneratorFacts, TripFacts
 
 T = TypeVar("T")
@@ -41,6 +48,12 @@ def one_of(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnE
         return column == any_(bindparam("values", list(values), type_=ARRAY(String),  # type: ignore[no-any-return]
                                         unique=True))
     return column.in_(values)  # type: ignore[no-any-return]
+
+
+async def served_communes(session: AsyncSession, collector_id: str) -> frozenset[str]:
+    """The communes a collector serves."""
+    return frozenset((await session.exec(select(CollectorCommune.commune).where(
+        col(CollectorCommune.collector_id) == collector_id))).all())
 
 
 async def device_facts(session: AsyncSession, device_id: str) -> DeviceFacts | None:

@@ -77,6 +77,15 @@ class Collector(CollectionTable, table=True):
     name: str = Field(max_length=500)
 
 
+class CollectorCommune(CollectionTable, table=True):
+    """A commune a collector serves: its devices see (and cache) that commune's households."""
+
+    __tablename__ = "collector_communes"
+
+    collector_id: str = Field(primary_key=True, max_length=80)
+    commune: str = Field(primary_key=True, max_length=40)
+
+
 class Vehicle(CollectionTable, table=True):
     """A collection vehicle with its capacity and registered tare."""
 

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from wastetrail_contracts.envelope import uuid7
 from wastetrail_runtime.auth import Principal
+from wastetrail_runtime.inputs import Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import runtime_of
 
 from wastetrail_collection.adapters.tables import Trip
 from wastetrail_collection.domain.scans import RefusalInput, ScanInput, rejection_from
 from wastetrail_collection.domain.trips import TripStart
-from wastetrail_collection.entrypoints.guards import COLLECTOR, LIMIT, OFFSET, READER
+from wastetrail_collection.entrypoints.guards import COLLECTOR, READER
 from wastetrail_collection.entrypoints.schemas import (
     BatchOut,
     ItemResult,
@@ -30,6 +31,7 @@ from wastetrail_collection.entrypoints.schemas import (
     TripOut,
     TripStartIn,
 )
+from wastetrail_collection.entrypoints.scope import scope_of
 from wastetrail_collection.handlers.common import problem, settings_of
 from wastetrail_collection.handlers.loads import InvalidItem, Outcome, record_refusals, record_scans
 from wastetrail_collection.handlers.trips import close_trip, start_trip
@@ -68,22 +70,25 @@ async def close(trip_id: str, body: TripCloseIn, request: Request,
 
 @router.get("/trips", response_model=list[TripOut])
 async def list_trips(request: Request, principal: Reader, vehicle_id: str | None = None,
-                     is_open: bool | None = None, limit: int = LIMIT,
-                     offset: int = OFFSET) -> list[TripOut]:
-    """Trips, newest first (without their loads)."""
+                     is_open: bool | None = None, limit: Limit = 100,
+                     offset: Offset = 0) -> list[TripOut]:
+    """Trips, newest first (without their loads); a collector's device sees its collector's."""
     async with runtime_of(request).db.session() as session:
-        found = await trips(session, vehicle_id, is_open, limit, offset)
+        scope = await scope_of(session, principal)
+        found = await trips(session, vehicle_id, is_open, limit, offset,
+                            collector_id=scope.collector_id)
     return [_trip_out(t) for t in found]
 
 
 @router.get("/trips/{trip_id}", response_model=TripOut)
 async def get_trip(trip_id: str, request: Request, principal: Reader,
-                   limit: int = LIMIT, offset: int = OFFSET) -> TripOut:
+                   limit: Limit = 100, offset: Offset = 0) -> TripOut:
     """A trip with a page of its loads (scan order) and its totals."""
     async with runtime_of(request).db.session() as session:
         trip = await session.get(Trip, trip_id)
         if trip is None:
             raise not_found("trip", trip_id, field="trip_id")
+        (await scope_of(session, principal)).require_collector(trip.collector_id, "trip_id")
         page = await trip_loads(session, trip_id, limit, offset)
     return _trip_out(trip, [LoadOut.model_validate(x, from_attributes=True) for x in page.loads])
 

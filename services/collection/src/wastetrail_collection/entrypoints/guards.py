@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import Query
 from wastetrail_contracts.enums import Role
 from wastetrail_runtime.auth import require
 
@@ -11,6 +10,3 @@ COLLECTOR = require(Role.COLLECTOR)
 # Devices cache the registries (tags, generators) to scan offline; auditors read everything.
 READER = require(Role.COLLECTOR, Role.AUDITOR)
 AUDITOR = require(Role.AUDITOR)
-
-LIMIT = Query(100, ge=1, le=1000, description="page size")
-OFFSET = Query(0, ge=0, description="items to skip")

@@ -16,19 +16,21 @@ from wastetrail_contracts.events.collection import (
     VehicleRegistered,
 )
 from wastetrail_runtime.auth import Principal
+from wastetrail_runtime.inputs import Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found, unprocessable
 from wastetrail_runtime.service import runtime_of
 
 from wastetrail_collection.adapters.tables import (
     CollectionPoint,
     Collector,
+    CollectorCommune,
     Device,
     Generator,
     Vehicle,
 )
 from wastetrail_collection.domain.generators import CsvFileError
 from wastetrail_collection.domain.ids import generator_id_for
-from wastetrail_collection.entrypoints.guards import ADMIN, LIMIT, OFFSET, READER
+from wastetrail_collection.entrypoints.guards import ADMIN, READER
 from wastetrail_collection.entrypoints.schemas import (
     CollectionPointIn,
     CollectorIn,
@@ -41,6 +43,7 @@ from wastetrail_collection.entrypoints.schemas import (
     RowErrorOut,
     VehicleIn,
 )
+from wastetrail_collection.entrypoints.scope import scope_of
 from wastetrail_collection.handlers import registries
 from wastetrail_collection.handlers.common import settings_of
 from wastetrail_collection.handlers.registries import Change
@@ -122,15 +125,21 @@ def _generator_out(row: Generator, tags: list[str]) -> GeneratorOut:
 @router.get("/generators", response_model=list[GeneratorOut])
 async def list_generators(
     request: Request, principal: Reader, commune: str | None = None,
-    active: bool | None = None, limit: int = LIMIT, offset: int = OFFSET,
+    active: bool | None = None, limit: Limit = 100, offset: Offset = 0,
 ) -> list[GeneratorOut]:
-    """Generators with their tags (a device caches them to scan offline), by code."""
+    """Generators with their tags (a device caches them to scan offline), by code; a
+    collector's device sees those of the communes its collector serves."""
     stmt = select(Generator)
     if commune is not None:
         stmt = stmt.where(col(Generator.commune) == commune)
     if active is not None:
         stmt = stmt.where(col(Generator.active) == active)
     async with runtime_of(request).db.session() as session:
+        scope = await scope_of(session, principal)
+        if scope.collector_id is not None:
+            if commune is not None:
+                scope.require_commune(commune, "commune")
+            stmt = stmt.where(col(Generator.commune).in_(sorted(scope.communes)))
         rows = (await session.exec(
             stmt.order_by(col(Generator.code)).limit(limit).offset(offset))).all()
         tags = await tags_of(session, [r.generator_id for r in rows])
@@ -144,6 +153,7 @@ async def get_generator(generator_id: str, request: Request, principal: Reader) 
         row = await session.get(Generator, generator_id)
         if row is None:
             raise not_found("generator", generator_id, field="generator_id")
+        (await scope_of(session, principal)).require_commune(row.commune, "generator_id")
         tags = await tags_of(session, [generator_id])
     return _generator_out(row, tags[generator_id])
 
@@ -166,7 +176,8 @@ async def register_collector(
     body: CollectorIn, request: Request, response: Response, principal: Admin
 ) -> RegisteredOut:
     """Register or rename a collection company."""
-    event = CollectorRegistered(collector_id=body.collector_id, name=_nfc(body.name))
+    event = CollectorRegistered(collector_id=body.collector_id, name=_nfc(body.name),
+                                communes=tuple(sorted(set(body.communes))))
     outcome = await registries.register_collector(runtime_of(request), principal, event)
     return _registered(body.collector_id, outcome, response)
 
@@ -207,25 +218,31 @@ async def register_collection_point(
 
 @router.get("/collectors", response_model=list[CollectorIn])
 async def list_collectors(
-    request: Request, principal: Reader, limit: int = LIMIT, offset: int = OFFSET
+    request: Request, principal: Reader, limit: Limit = 100, offset: Offset = 0
 ) -> list[CollectorIn]:
-    """Collection companies, by id."""
+    """Collection companies, by id, with the communes they serve."""
     async with runtime_of(request).db.session() as session:
         rows = (await session.exec(select(Collector).order_by(col(Collector.collector_id))
                                    .limit(limit).offset(offset))).all()
-    return [CollectorIn(**r.model_dump()) for r in rows]
+        served: dict[str, list[str]] = {r.collector_id: [] for r in rows}
+        for link in (await session.exec(select(CollectorCommune).where(
+                col(CollectorCommune.collector_id).in_(list(served))).order_by(
+                col(CollectorCommune.commune)))).all():
+            served[link.collector_id].append(link.commune)
+    return [CollectorIn(**r.model_dump(), communes=served[r.collector_id]) for r in rows]
 
 
 @router.get("/vehicles", response_model=list[VehicleIn])
 async def list_vehicles(
     request: Request, principal: Reader, collector_id: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[VehicleIn]:
-    """Vehicles, by id, optionally of one collector."""
-    stmt = select(Vehicle)
-    if collector_id is not None:
-        stmt = stmt.where(col(Vehicle.collector_id) == collector_id)
+    """Vehicles, by id, optionally of one collector (a device: its own collector's)."""
     async with runtime_of(request).db.session() as session:
+        collector_id = (await scope_of(session, principal)).collector(collector_id)
+        stmt = select(Vehicle)
+        if collector_id is not None:
+            stmt = stmt.where(col(Vehicle.collector_id) == collector_id)
         rows = (await session.exec(stmt.order_by(col(Vehicle.vehicle_id))
                                    .limit(limit).offset(offset))).all()
     return [VehicleIn(**r.model_dump()) for r in rows]
@@ -234,13 +251,14 @@ async def list_vehicles(
 @router.get("/devices", response_model=list[DeviceIn])
 async def list_devices(
     request: Request, principal: Reader, collector_id: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[DeviceIn]:
-    """Devices with their current vehicle binding, by id."""
-    stmt = select(Device)
-    if collector_id is not None:
-        stmt = stmt.where(col(Device.collector_id) == collector_id)
+    """Devices with their current vehicle binding, by id (a device: its collector's)."""
     async with runtime_of(request).db.session() as session:
+        collector_id = (await scope_of(session, principal)).collector(collector_id)
+        stmt = select(Device)
+        if collector_id is not None:
+            stmt = stmt.where(col(Device.collector_id) == collector_id)
         rows = (await session.exec(stmt.order_by(col(Device.device_id))
                                    .limit(limit).offset(offset))).all()
     return [DeviceIn(**r.model_dump()) for r in rows]
@@ -249,7 +267,7 @@ async def list_devices(
 @router.get("/collection-points", response_model=list[CollectionPointIn])
 async def list_collection_points(
     request: Request, principal: Reader, commune: str | None = None,
-    limit: int = LIMIT, offset: int = OFFSET,
+    limit: Limit = 100, offset: Offset = 0,
 ) -> list[CollectionPointIn]:
     """Collection points, by id, optionally of one commune."""
     stmt = select(CollectionPoint)

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from wastetrail_runtime.auth import Principal
+from wastetrail_runtime.inputs import Day, Limit, Offset
 from wastetrail_runtime.problems import unprocessable
 from wastetrail_runtime.service import runtime_of
 
 from wastetrail_collection.domain.compliance import Compliance
-from wastetrail_collection.entrypoints.guards import AUDITOR, LIMIT, OFFSET
+from wastetrail_collection.entrypoints.guards import AUDITOR
 from wastetrail_collection.entrypoints.schemas import (
     CommuneComplianceOut,
     DailyTotalOut,
@@ -30,8 +31,8 @@ from wastetrail_collection.views import (
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 Auditor = Annotated[Principal, Depends(AUDITOR)]
-FIRST = Query(alias="from", description="first day (inclusive, report time zone)")
-LAST = Query(alias="to", description="last day (inclusive)")
+First = Annotated[Day, Query(alias="from", description="first day (inclusive, report time zone)")]
+Last = Annotated[Day, Query(alias="to", description="last day (inclusive)")]
 MAX_DAYS = 366
 
 
@@ -50,7 +51,7 @@ def _rates(c: Compliance) -> dict[str, int | float | None]:
 @router.get("/generators/{generator_id}/loads", response_model=GeneratorLoadsOut)
 async def loads_of_generator(
     generator_id: str, request: Request, principal: Auditor,
-    first: date = FIRST, last: date = LAST, limit: int = LIMIT, offset: int = OFFSET,
+    first: First, last: Last, limit: Limit = 100, offset: Offset = 0,
 ) -> GeneratorLoadsOut:
     """A generator's loads over a period (a page of them, and the period's totals)."""
     _period(first, last)
@@ -64,7 +65,7 @@ async def loads_of_generator(
 
 @router.get("/communes/{commune}/daily-totals", response_model=DailyTotalsOut)
 async def daily_totals(
-    commune: str, request: Request, principal: Auditor, first: date = FIRST, last: date = LAST,
+    commune: str, request: Request, principal: Auditor, first: First, last: Last,
 ) -> DailyTotalsOut:
     """A commune's collected grams and loads per day and category."""
     _period(first, last)
@@ -81,7 +82,7 @@ async def daily_totals(
 @router.get("/generators/{generator_id}/compliance", response_model=GeneratorComplianceOut)
 async def compliance_of_generator(
     generator_id: str, request: Request, principal: Auditor,
-    first: date = FIRST, last: date = LAST,
+    first: First, last: Last,
 ) -> GeneratorComplianceOut:
     """A generator's sorting compliance: refusals / (loads + refusals) over a period."""
     _period(first, last)
@@ -92,8 +93,8 @@ async def compliance_of_generator(
 
 @router.get("/communes/{commune}/compliance", response_model=CommuneComplianceOut)
 async def compliance_of_commune(
-    commune: str, request: Request, principal: Auditor, first: date = FIRST,
-    last: date = LAST, limit: int = LIMIT, offset: int = OFFSET,
+    commune: str, request: Request, principal: Auditor, first: First,
+    last: Last, limit: Limit = 100, offset: Offset = 0,
 ) -> CommuneComplianceOut:
     """A commune's sorting compliance and its refused generators, most refusals first."""
     _period(first, last)

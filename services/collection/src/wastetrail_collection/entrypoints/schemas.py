@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     StringConstraints,
@@ -27,11 +26,13 @@ from wastetrail_contracts.enums import (
     GeneratorKind,
     RefusalReason,
 )
+from wastetrail_runtime.inputs import Name, RequestBody
+
+from wastetrail_collection.settings import BATCH_ITEMS
 
 # Registry ids are stream names with a short prefix ("vehicle:..."), so 64 characters at most.
 RegistryId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 TripId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -43,13 +44,8 @@ def _stored_utc(when: datetime) -> datetime:
 StoredTime = Annotated[datetime, AfterValidator(_stored_utc)]
 
 
-class Body(BaseModel):
-    """Request bodies refuse unknown fields: a typo is an error, not a silent default."""
 
-    model_config = ConfigDict(extra="forbid")
-
-
-class GeneratorIn(Body):
+class GeneratorIn(RequestBody):
     """A household or organisation to register (or update, by code)."""
 
     code: Code
@@ -64,21 +60,22 @@ class GeneratorIn(Body):
     active: bool = True
 
 
-class GeneratorStatusIn(Body):
+class GeneratorStatusIn(RequestBody):
     """Deactivate or reactivate a generator."""
 
     active: bool
     reason: Text = ""
 
 
-class CollectorIn(Body):
-    """A collection company."""
+class CollectorIn(RequestBody):
+    """A collection company and the communes it serves (its devices see their households)."""
 
     collector_id: RegistryId
     name: Name
+    communes: list[CommuneCode] = Field(default_factory=list, max_length=500)
 
 
-class VehicleIn(Body):
+class VehicleIn(RequestBody):
     """A collection vehicle."""
 
     vehicle_id: RegistryId
@@ -88,7 +85,7 @@ class VehicleIn(Body):
     registered_tare_grams: PositiveGrams
 
 
-class DeviceIn(Body):
+class DeviceIn(RequestBody):
     """A collector's scanning device, optionally bound to one of its vehicles."""
 
     device_id: RegistryId
@@ -97,7 +94,7 @@ class DeviceIn(Body):
     active: bool = True
 
 
-class CollectionPointIn(Body):
+class CollectionPointIn(RequestBody):
     """A collection point (điểm tập kết)."""
 
     point_id: RegistryId
@@ -107,7 +104,7 @@ class CollectionPointIn(Body):
     longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
-class TripStartIn(Body):
+class TripStartIn(RequestBody):
     """Start a run. An offline device picks the trip id itself, so a re-sync is harmless."""
 
     trip_id: TripId | None = None
@@ -118,14 +115,14 @@ class TripStartIn(Body):
     started_at: datetime | None = None
 
 
-class TripCloseIn(Body):
+class TripCloseIn(RequestBody):
     """Close a run with the crew's declared total (grams)."""
 
     declared_total_grams: Grams
     closed_at: datetime | None = None
 
 
-class ScanIn(Body):
+class ScanIn(RequestBody):
     """One load scan: whose waste (QR tag, or typed code), what, how much, when, where."""
 
     idempotency_key: Code
@@ -142,16 +139,17 @@ class ScanIn(Body):
     longitude: FiniteFloat | None = None
 
 
-class ScanBatchIn(Body):
+class ScanBatchIn(RequestBody):
     """An offline device's scans (each judged on its own; see ScanIn for one scan's shape)."""
 
+    items_judged_alone = frozenset({"scans"})
     scans: list[dict[str, object]] = Field(
-        min_length=1, max_length=10_000,
+        min_length=1, max_length=BATCH_ITEMS,
         json_schema_extra={"items": {"$ref": "#/components/schemas/ScanIn"}},
     )
 
 
-class RefusalIn(Body):
+class RefusalIn(RequestBody):
     """Waste the collector refused: unsorted, wrong packaging, hazardous mixed in."""
 
     idempotency_key: Code
@@ -167,11 +165,12 @@ class RefusalIn(Body):
     longitude: FiniteFloat | None = None
 
 
-class RefusalBatchIn(Body):
+class RefusalBatchIn(RequestBody):
     """An offline device's refusals."""
 
+    items_judged_alone = frozenset({"refusals"})
     refusals: list[dict[str, object]] = Field(
-        min_length=1, max_length=10_000,
+        min_length=1, max_length=BATCH_ITEMS,
         json_schema_extra={"items": {"$ref": "#/components/schemas/RefusalIn"}},
     )
 

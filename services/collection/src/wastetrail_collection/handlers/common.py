@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 from wastetrail_runtime.auth import Principal
 from wastetrail_runtime.problems import Problem
 from wastetrail_runtime.service import ServiceRuntime
@@ -39,11 +40,16 @@ def problem(rejection: Rejection, status: int | None = None) -> Problem:
 
 async def calling_device(uow: UnitOfWork, principal: Principal) -> DeviceFacts:
     """The registered, active device a collector token speaks for."""
+    return await device_of(uow.session, principal)
+
+
+async def device_of(session: AsyncSession, principal: Principal) -> DeviceFacts:
+    """``calling_device`` for a read-only session."""
     if principal.device_id is None:
         raise Problem(403, "device-required", "Forbidden",
                       "a collector token must carry the device_id of a registered device",
                       field="device_id")
-    device = await device_facts(uow.session, principal.device_id)
+    device = await device_facts(session, principal.device_id)
     if device is None or not device.active:
         raise Problem(403, "unknown-device", "Forbidden",
                       f"device {principal.device_id!r} is not registered or not active",

@@ -24,12 +24,13 @@ from wastetrail_runtime.auth import Principal
 from wastetrail_runtime.problems import not_found
 from wastetrail_runtime.service import ServiceRuntime
 
-from wastetrail_collection.adapters.repository import chunks, upsert
+from wastetrail_collection.adapters.repository import chunks, served_communes, upsert
 from wastetrail_collection.adapters.tables import (
     GENERATORS,
     TAGS,
     CollectionPoint,
     Collector,
+    CollectorCommune,
     Device,
     Generator,
     Tag,
@@ -192,13 +193,19 @@ async def change_generator_status(
 async def register_collector(
     rt: ServiceRuntime, principal: Principal, event: CollectorRegistered
 ) -> Change:
-    """Register or rename a collection company."""
+    """Register or rename a collection company, or change the communes it serves."""
     async with rt.store.unit_of_work() as uow:
-        row = await uow.session.get(Collector, event.collector_id, with_for_update=True)
-        if row is not None and row.name == event.name:
+        session = uow.session
+        row = await session.get(Collector, event.collector_id, with_for_update=True)
+        served = await served_communes(session, event.collector_id)
+        if row is not None and row.name == event.name and served == frozenset(event.communes):
             return "unchanged"
-        uow.session.add(Collector(collector_id=event.collector_id, name=event.name)
-                        if row is None else _set(row, name=event.name))
+        session.add(Collector(collector_id=event.collector_id, name=event.name)
+                    if row is None else _set(row, name=event.name))
+        await session.exec(delete(CollectorCommune).where(
+            col(CollectorCommune.collector_id) == event.collector_id))
+        session.add_all(CollectorCommune(collector_id=event.collector_id, commune=c)
+                        for c in event.communes)
         await uow.record(f"collector:{event.collector_id}", [event], actor=principal.actor())
         await uow.commit()
         return "created" if row is None else "updated"

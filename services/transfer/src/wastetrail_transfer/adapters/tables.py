@@ -105,6 +105,8 @@ class Trip(TransferTable, table=True):
     load_count: int = 0
     scanned_grams: int = _grams(0, nullable=False)
     direct_haul_plant_id: str | None = Field(default=None, max_length=80)
+    # The station that sent the trip straight to a plant (none when an admin did).
+    direct_haul_station_id: str | None = Field(default=None, max_length=80)
     # Weighing at a station.
     station_id: str | None = Field(default=None, max_length=80, index=True)
     gross_grams: int | None = _grams()

@@ -1,7 +1,8 @@
 """Rule violations as values: each carries a stable code, the offending field and a detail.
 
 The HTTP layer maps the kind to a status (`Invalid` → 422, `Conflict` → 409,
-`Missing` → 404); the domain never knows about HTTP.
+`Missing` → 404,
+`Forbidden` → 403); the domain never knows about HTTP.
 """
 
 from __future__ import annotations
@@ -29,3 +30,7 @@ class Conflict(DomainError):
 
 class Missing(DomainError):
     """Something the request refers to is not known (yet)."""
+
+
+class Forbidden(DomainError):
+    """The caller may not act on this object (another station's trip)."""

@@ -14,12 +14,19 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlmodel import col, select
 from wastetrail_contracts.enums import AlertKind, Role
 from wastetrail_runtime.auth import Principal, require
+from wastetrail_runtime.inputs import Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import ServiceRuntime, runtime_of
 
 from wastetrail_transfer.adapters.tables import Alert, Batch, Station, Trip
 from wastetrail_transfer.domain.batch import BatchStatus
-from wastetrail_transfer.domain.errors import Conflict, DomainError, Invalid, Missing
+from wastetrail_transfer.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    Missing,
+)
 from wastetrail_transfer.entrypoints.schemas import (
     ID_PATTERN,
     AllocationIn,
@@ -43,14 +50,12 @@ from wastetrail_transfer.settings import TransferSettings, transfer_settings
 router = APIRouter(prefix="/v1", tags=["transfer"])
 
 PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=80)]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 Operator = Annotated[Principal, Depends(require(Role.STATION_OPERATOR))]
 Reader = Annotated[Principal, Depends(require(Role.STATION_OPERATOR, Role.AUDITOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 _STATUS = {Invalid: (422, "Invalid input"), Conflict: (409, "Conflict"),
-           Missing: (404, "Not found")}
+           Missing: (404, "Not found"), Forbidden: (403, "Forbidden")}
 
 
 @contextmanager
@@ -68,6 +73,16 @@ def domain_errors() -> Iterator[None]:
 def settings_of(rt: ServiceRuntime) -> TransferSettings:
     """The transfer settings of the running service."""
     return transfer_settings(rt.settings)
+
+
+def _station_of(principal: Principal) -> str | None:
+    """The station a station operator's token is for (None for an admin)."""
+    if principal.role is not Role.STATION_OPERATOR:
+        return None
+    if not principal.site_id:
+        raise Problem(403, "forbidden", "Forbidden", "this token names no station",
+                      field="site_id")
+    return principal.site_id
 
 
 def own_station(principal: Principal, station_id: str) -> None:
@@ -134,11 +149,15 @@ async def get_inventory(station_id: PathId, request: Request, principal: Reader
 
 # --- weighing -----------------------------------------------------------------------------
 
-async def _trip_view(rt: ServiceRuntime, trip_id: str) -> views.ReconciliationView:
+async def _trip_view(rt: ServiceRuntime, trip_id: str, reader: Principal | None = None
+                     ) -> views.ReconciliationView:
     async with rt.db.session() as session:
         trip = await session.get(Trip, trip_id)
         if trip is None:
             raise not_found("trip", trip_id, field="trip_id")
+        holder = trip.station_id or trip.direct_haul_station_id
+        if reader is not None and holder is not None:
+            own_station(reader, holder)  # another station's trip is not an operator's to read
         return await views.reconciliation(session, trip)
 
 
@@ -182,8 +201,9 @@ async def direct_haul(trip_id: PathId, body: DirectHaulIn, request: Request,
     rt = runtime_of(request)
     with domain_errors():
         async with rt.store.unit_of_work() as uow:
-            await weighing_handlers.mark_direct_haul(uow, trip_id=trip_id,
-                                                     plant_id=body.plant_id)
+            await weighing_handlers.mark_direct_haul(
+                uow, trip_id=trip_id, plant_id=body.plant_id, station_id=_station_of(principal),
+                actor=principal.actor(), now=rt.clock.now())
             await uow.commit()
     return await _trip_view(rt, trip_id)
 
@@ -192,7 +212,7 @@ async def direct_haul(trip_id: PathId, body: DirectHaulIn, request: Request,
 async def get_reconciliation(trip_id: PathId, request: Request, principal: Reader
                              ) -> views.ReconciliationView:
     """A trip's weighing against its scanned loads."""
-    return await _trip_view(runtime_of(request), trip_id)
+    return await _trip_view(runtime_of(request), trip_id, principal)
 
 
 # --- batches ------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field
 from wastetrail_contracts.base import Code, CommuneCode, Id, PositiveGrams, TotalGrams
 from wastetrail_contracts.enums import Category
+from wastetrail_runtime.inputs import Name, RequestBody
 
 T = TypeVar("T")
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"
-Name = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
 
 
 def _unique(values: list[Category]) -> list[Category]:
@@ -19,13 +19,7 @@ def _unique(values: list[Category]) -> list[Category]:
     return values
 
 
-class Body(BaseModel):
-    """A request body: unknown fields are refused so a typo is not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class StationIn(Body):
+class StationIn(RequestBody):
     """Register a station."""
 
     station_id: Id
@@ -35,7 +29,7 @@ class StationIn(Body):
     categories: Annotated[list[Category], Field(min_length=1), AfterValidator(_unique)]
 
 
-class WeighInIn(Body):
+class WeighInIn(RequestBody):
     """A loaded vehicle on the bridge."""
 
     trip_id: Id
@@ -43,38 +37,38 @@ class WeighInIn(Body):
     gross_grams: PositiveGrams
 
 
-class WeighOutIn(Body):
+class WeighOutIn(RequestBody):
     """The empty vehicle on the bridge; omit ``tare_grams`` when it left without weighing out."""
 
     tare_grams: PositiveGrams | None = None
 
 
-class DirectHaulIn(Body):
+class DirectHaulIn(RequestBody):
     """The trip goes straight to this plant."""
 
     plant_id: Id
 
 
-class BatchIn(Body):
+class BatchIn(RequestBody):
     """Open a batch for one category."""
 
     category: Category
 
 
-class AllocationIn(Body):
+class AllocationIn(RequestBody):
     """Put a trip into a batch: ``grams`` of it, or all that is left of it when omitted."""
 
     trip_id: Id
     grams: PositiveGrams | None = None
 
 
-class SealIn(Body):
+class SealIn(RequestBody):
     """The seal put on the container."""
 
     seal_number: Code
 
 
-class DispatchIn(Body):
+class DispatchIn(RequestBody):
     """Where the sealed batch goes, on which vehicle, weighing how much when it left."""
 
     plant_id: Id
@@ -82,7 +76,7 @@ class DispatchIn(Body):
     dispatched_grams: PositiveGrams | None = None
 
 
-class ClearAlertIn(Body):
+class ClearAlertIn(RequestBody):
     """Why an alert is closed by hand (after investigating a weight mismatch)."""
 
     resolution: Name

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlmodel import select
 from wastetrail_contracts import Actor
 from wastetrail_contracts.enums import Category, CustodySite
-from wastetrail_contracts.events.transfer import TripWeighed
+from wastetrail_contracts.events.transfer import TripMarkedDirectHaul, TripWeighed
 from wastetrail_runtime.store import UnitOfWork
 
 from wastetrail_transfer.adapters.tables import Load, Plant, Station, Trip, Vehicle
-from wastetrail_transfer.domain.errors import Conflict, Invalid, Missing
+from wastetrail_transfer.domain.errors import Conflict, Forbidden, Invalid, Missing
 from wastetrail_transfer.domain.reconciliation import Tolerance
 from wastetrail_transfer.domain.weighing import choose_tare, net_weight
 from wastetrail_transfer.handlers.common import custody_reached, lock_trip, reconcile_if_ready
@@ -112,19 +112,44 @@ async def weigh_out(
     return trip
 
 
-async def mark_direct_haul(uow: UnitOfWork, *, trip_id: str, plant_id: str) -> Trip:
-    """The trip skips the stations: the plant's weighbridge receipt closes its custody."""
+def _may_direct(trip: Trip, station_id: str | None) -> None:
+    """A station decides only for trips that no other station holds or has sent on."""
+    if station_id is None:
+        return  # an admin
+    other = trip.station_id or trip.direct_haul_station_id
+    if other is not None and other != station_id:
+        raise Forbidden("another-station", f"trip {trip.trip_id!r} belongs to station "
+                        f"{other!r}, not {station_id!r}", field="trip_id")
+
+
+async def mark_direct_haul(uow: UnitOfWork, *, trip_id: str, plant_id: str,
+                           station_id: str | None, actor: Actor, now: datetime) -> Trip:
+    """The trip skips the stations: the plant's weighbridge receipt closes its custody.
+
+    ``station_id`` is the deciding operator's station (None for an admin); the decision is
+    recorded as ``TripMarkedDirectHaul`` with its actor. Marking again for the same plant
+    changes nothing.
+    """
     plant = await uow.session.get(Plant, plant_id)
     if plant is None:
         raise Invalid("unknown-plant", f"no plant {plant_id!r} is registered", field="plant_id")
     trip = await lock_trip(uow, trip_id)
+    _may_direct(trip, station_id)
     if trip.weighed_in_at is not None:
         raise Conflict("already-weighed-in", f"trip {trip_id!r} is already at station "
                        f"{trip.station_id!r}", field="trip_id")
+    if trip.direct_haul_plant_id == plant_id:
+        return trip
+    if trip.direct_haul_plant_id is not None:
+        raise Conflict("already-direct-haul", f"trip {trip_id!r} already goes straight to "
+                       f"plant {trip.direct_haul_plant_id!r}", field="plant_id")
     refused = await _scanned_categories(uow, trip_id) - {Category(c) for c in plant.categories}
     if refused:
         raise Invalid("plant-does-not-accept", f"plant {plant_id!r} does not accept "
                       f"{', '.join(sorted(c.value for c in refused))} carried by trip "
                       f"{trip_id!r}", field="plant_id")
     trip.direct_haul_plant_id = plant_id
+    trip.direct_haul_station_id = station_id
+    await uow.record(trip_id, [TripMarkedDirectHaul(
+        trip_id=trip_id, plant_id=plant_id, station_id=station_id, marked_at=now)], actor=actor)
     return trip

@@ -6,7 +6,6 @@ auditors read everything.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -19,6 +18,7 @@ from wastetrail_contracts.enums import AlertKind, Role
 from wastetrail_contracts.fate import FateNode, leaves, treated_by_method, trip_fates
 from wastetrail_runtime.alarms import alerts_query
 from wastetrail_runtime.auth import Principal, require
+from wastetrail_runtime.inputs import Day, Limit, Offset
 from wastetrail_runtime.problems import Problem, not_found
 from wastetrail_runtime.service import ServiceRuntime, runtime_of
 
@@ -70,8 +70,6 @@ Reader = Annotated[Principal, Depends(require(Role.PLANT_OPERATOR, Role.AUDITOR)
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
 PlantId = Annotated[Id, Path(description="the plant's id")]
 ReceiptIdPath = Annotated[Id, Path(description="the receipt's id")]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=10**9)]
 
 
 def _site(principal: Principal) -> str | None:
@@ -144,7 +142,7 @@ async def get_plant(plant_id: PlantId, request: Request, principal: Reader) -> P
 
 
 @router.get("/plants/{plant_id}/days/{day}", response_model=PlantDayOut, tags=["plants"])
-async def plant_day(plant_id: PlantId, day: date, request: Request,
+async def plant_day(plant_id: PlantId, day: Day, request: Request,
                     principal: Reader) -> PlantDayOut:
     """What the plant received on one operating day (UTC+7) against its daily capacity."""
     handlers.check_site(_site(principal), plant_id)
@@ -209,7 +207,7 @@ async def receive(plant_id: PlantId, cmd: ReceiveDelivery, request: Request,
 
 @router.get("/plants/{plant_id}/receipts", response_model=Page[ReceiptOut], tags=["receipts"])
 async def list_receipts(plant_id: PlantId, request: Request, principal: Reader,
-                        day: date | None = None, limit: Limit = 100,
+                        day: Day | None = None, limit: Limit = 100,
                         offset: Offset = 0) -> Page[ReceiptOut]:
     """The plant's receipts, newest first; ``day`` limits them to one operating day."""
     handlers.check_site(_site(principal), plant_id)
