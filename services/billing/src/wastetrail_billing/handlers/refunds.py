@@ -13,15 +13,21 @@ cashier's retry with the same Idempotency-Key finds it and reconciles with query
 (``domain.refunds.refund_outcome``): applied → recorded as succeeded, never sent again;
 not applied → sent again with a new request id (committed first); unclear → still
 pending, reported. While a refund of a payment is pending no other refund of it starts,
-so the "at most what remains" check and the reconciliation see one unknown at a time.
+so the "at most what remains" check and the reconciliation see one unknown at a time;
+and one request at a time talks to VNPay about a refund (an advisory lock), so a retry
+never reconciles while the first call is still out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import select
 from wastetrail_contracts import Actor
 from wastetrail_contracts.enums import PaymentChannel
@@ -87,13 +93,38 @@ async def refund(store: EventStore, request: RefundRequest, *, config: VNPayConf
             elif config is None:
                 raise vnpay_not_configured()
             await uow.commit()  # a VNPay refund is pending before VNPay hears of it
-    payment, row = await _load(store, refund_id)
     if state == SUCCEEDED:
-        return row, existing is not None
-    assert config is not None
-    done = await _settle_with_vnpay(store, payment, row, existing is not None, config=config,
-                                    actor=actor, now=now, server_ip=server_ip)
+        return (await _load(store, refund_id))[1], existing is not None
+    if config is None:
+        raise vnpay_not_configured()
+    async with _one_caller(store, refund_id):
+        payment, row = await _load(store, refund_id)
+        if row.status == SUCCEEDED:  # a concurrent retry recorded it meanwhile
+            return row, True
+        done = await _settle_with_vnpay(store, payment, row, existing is not None,
+                                        config=config, actor=actor, now=now,
+                                        server_ip=server_ip)
     return done, False
+
+
+@contextlib.asynccontextmanager
+async def _one_caller(store: EventStore, refund_id: str) -> AsyncIterator[None]:
+    """Only one request at a time talks to VNPay about a refund: a retry arriving while
+    the first call is still out would otherwise see "not applied" and send it again.
+    A session advisory lock, released when the call ends or the process dies."""
+    key = zlib.crc32(f"refund:{refund_id}".encode()) & 0x7FFFFFFF
+    async with store.db.engine.connect() as conn:
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+               ).scalar()
+        if not got:
+            raise Problem(409, "refund-in-progress", "Conflict",
+                          f"refund {refund_id} is being sent to VNPay by another request: "
+                          "retry with the same Idempotency-Key in a moment",
+                          field="Idempotency-Key", extra={"refund_id": refund_id})
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 async def _load(store: EventStore, refund_id: str) -> tuple[Payment, Refund]:
