@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wastetrail_contracts.envelope import GENESIS_HASH
-from wastetrail_contracts.integrity import ChainFailure, ChainVerifier
+from wastetrail_contracts.integrity import ChainFailure, ChainVerifier, VerifiedCheckpoint
 
 DEFAULT_WINDOW = 256
 
@@ -94,6 +94,14 @@ class PartitionChainAudit:
         state = self._verifier.chains.get(str(fields.get("chain_id")))
         self.last_was_duplicate = state is not None and state.duplicates > before
         return failures
+
+    def verified_checkpoints(self) -> list[VerifiedCheckpoint]:
+        """The checkpoints verified since the last call (their signatures held)."""
+        verified = self._verifier.verified
+        if not verified:
+            return []
+        self._verifier.verified = []
+        return verified
 
     def finish(self) -> list[ChainFailure]:
         """End of the partition: holes and unresolved rivals become final."""

@@ -120,6 +120,12 @@ def dead_letter_topic(consumer: str, prefix: str = "") -> str:
     return f"{prefix}wastetrail.dlq.{consumer}"
 
 
+def retry_topic(consumer: str, prefix: str = "") -> str:
+    """Where ``dlq replay`` re-drives a consumer's dead letters: the original records,
+    untouched (the consumer reads it beside its source topic; the audit verifies it)."""
+    return f"{prefix}wastetrail.retry.{consumer}"
+
+
 def dead_letter_specs() -> list[TopicSpec]:
     """One dead-letter topic per consumer: one partition, 90 days."""
     return [

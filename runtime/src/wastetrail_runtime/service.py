@@ -26,6 +26,7 @@ from wastetrail_runtime.checkpoints import Checkpointer
 from wastetrail_runtime.clock import Clock, SystemClock
 from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_topic
 from wastetrail_runtime.db import Database
+from wastetrail_runtime.integrity import HeadWitness
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
@@ -68,6 +69,8 @@ class ServiceRuntime:
     producer: AIOKafkaProducer | None = None
     relay: OutboxRelay | None = None
     checkpointer: Checkpointer | None = None
+    # Heads of the other services' chains the consumers verified; checkpoints sign them.
+    witness: HeadWitness = field(default_factory=HeadWitness)
     runners: list[ConsumerRunner] = field(default_factory=list)
     broker: KafkaBroker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -183,7 +186,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
         key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
         rt.checkpointer = Checkpointer(rt.store, key, key_id,
                                        every_events=settings.checkpoint_every_events,
-                                       every_seconds=settings.checkpoint_every_seconds)
+                                       every_seconds=settings.checkpoint_every_seconds,
+                                       witness=rt.witness)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
         broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
@@ -192,7 +196,7 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                     topic_prefix=settings.topic_prefix,
                                     max_attempts=settings.consumer_max_attempts,
                                     backoff_seconds=settings.consumer_backoff_seconds,
-                                    metrics=rt.metrics)
+                                    metrics=rt.metrics, witness=rt.witness)
             rt.runners.append(runner)
             _subscribe(broker, runner, settings.topic_prefix)
         rt.broker = broker  # set first, so shutdown stops it even if start is interrupted
