@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wastetrail_contracts.base import Event
 from wastetrail_contracts.keys import load_or_create_signing_key, load_public_key
 
@@ -257,6 +258,9 @@ def replay_command(
         work_dir or Path(".local/audit"), workers, _Console(quiet, print_failures=not as_json),
         from_checkpoint, save_checkpoint, heads, max_unsigned,
     )
+    trust_file = trust or (DEFAULT_TRUST if keys_dir is None else None)
+    if summary.ok and trust_file is not None:
+        _pin_rotations(trust_file, summary)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -275,6 +279,15 @@ def replay_command(
                        "of their chain are not covered by a signature yet")
         typer.echo(f"projection: {summary.projection}")
     raise typer.Exit(0 if summary.ok else 1)
+
+
+def _pin_rotations(trust: Path, summary: ReplaySummary) -> None:
+    """Trust the new keys of rotations the replay verified (signed by a pinned old key)."""
+    for rotation in summary.rotations:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(rotation.new_public_key))
+        if pin_key(trust, rotation.service, key, valid_from=rotation.rotated_at):
+            _err(f"pinned {rotation.service}'s new key {rotation.new_key_id} (rotated from "
+                 f"{rotation.old_key_id} at {rotation.rotated_at}) in {trust}")
 
 
 @app.command("trace")

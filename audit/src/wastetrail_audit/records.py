@@ -28,6 +28,7 @@ FAILURE_KINDS = (
     "contradicted",  # a chain ends before (or differs from) a head another service signed
     "unsigned_tail",  # more events after the last signed checkpoint than allowed
     "outside_catalog",  # an event type its service does not publish
+    "forged_rotation",  # a key rotation not signed by a trusted key of its service
     "retry_forged",  # a retry-topic record that is not the original record it claims to be
 )
 

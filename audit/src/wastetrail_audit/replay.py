@@ -56,7 +56,13 @@ from wastetrail_audit.source import (
     read_manifest,
     write_format_file,
 )
-from wastetrail_audit.worker import PartitionResult, PartitionTask, init_worker, verify_partition
+from wastetrail_audit.worker import (
+    PartitionResult,
+    PartitionTask,
+    Rotation,
+    init_worker,
+    verify_partition,
+)
 
 CHECKPOINT_FORMAT = "wastetrail-audit-checkpoint/1"
 MAX_FAILURES_KEPT = 10_000
@@ -107,6 +113,11 @@ class ReplaySummary:
     resumed: bool = False
     type_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     retry_records: int = 0
+
+    @property
+    def rotations(self) -> list[Rotation]:
+        """Verified key rotations, once each (every chain of the service announces it)."""
+        return list({r.new_key_id: r for p in self.partitions for r in p.rotations}.values())
 
     @property
     def events(self) -> int:

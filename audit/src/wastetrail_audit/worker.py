@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
@@ -25,6 +26,9 @@ from wastetrail_contracts.codec import (
     load_canonical,
     parse_payload,
 )
+from wastetrail_contracts.events.integrity import KeyRotated
+from wastetrail_contracts.integrity import rotation_message
+from wastetrail_contracts.keys import key_id_for
 from wastetrail_contracts.topics import publishes
 
 from wastetrail_audit.chainaudit import ChainProgress, PartitionChainAudit
@@ -76,6 +80,38 @@ class WitnessClaim:
     witness_offset: int
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """A key rotation whose signature by the old key verified."""
+
+    service: str
+    old_key_id: str
+    new_key_id: str
+    new_public_key: str  # raw, hex
+    rotated_at: str
+
+
+def _rotation(service: str, event: KeyRotated, raw: Mapping[str, object],
+              audit: PartitionChainAudit) -> Rotation | str:
+    """The rotation, trusted from now on in this partition, or why it cannot be."""
+    old = audit.trusts(event.old_key_id, service)
+    if old is None:
+        return f"announced under key {event.old_key_id}, which is not a trusted {service} key"
+    payload = raw.get("payload")
+    stamp = str(payload.get("rotated_at")) if isinstance(payload, Mapping) else ""
+    new = Ed25519PublicKey.from_public_bytes(bytes.fromhex(event.new_public_key))
+    if key_id_for(new) != event.new_key_id:
+        return f"the new key's id is {key_id_for(new)}, not {event.new_key_id}"
+    message = rotation_message(service, event.old_key_id, event.new_key_id,
+                               event.new_public_key, stamp)
+    try:
+        old.verify(bytes.fromhex(event.signature), message)
+    except InvalidSignature:
+        return f"the rotation to key {event.new_key_id} is not signed by key {event.old_key_id}"
+    audit.trust_key(event.new_key_id, new, service)
+    return Rotation(service, event.old_key_id, event.new_key_id, event.new_public_key, stamp)
+
+
 @dataclass
 class PartitionResult:
     """What a worker reports back (small: counts, chain heads, the failure count)."""
@@ -96,6 +132,7 @@ class PartitionResult:
     seen: dict[str, tuple[str, int]] = field(default_factory=dict)
     checkpoint_hashes: dict[str, dict[int, str]] = field(default_factory=dict)
     claims: dict[str, WitnessClaim] = field(default_factory=dict)  # the highest per chain
+    rotations: list[Rotation] = field(default_factory=list)  # verified key rotations
     elapsed: float = 0.0
     error: str | None = None
 
@@ -295,6 +332,12 @@ def _check(
     except ContractError as exc:
         fail(offset, event_id, "invalid_payload", exc.reason)
         return False
+    if isinstance(event, KeyRotated):
+        rotation = _rotation(task.service, event, raw, audit)
+        if isinstance(rotation, str):
+            fail(offset, event_id, "forged_rotation", rotation)
+        else:
+            result.rotations.append(rotation)
     types[envelope.type] += 1
     writer.add(record.topic, record.partition, offset, envelope, event)
     return False

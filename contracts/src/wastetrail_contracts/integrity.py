@@ -106,6 +106,13 @@ def admission_problem(
     return None
 
 
+def rotation_message(service: str, old_key_id: str, new_key_id: str, new_public_key: str,
+                     rotated_at: str) -> bytes:
+    """The bytes a ``KeyRotated`` event signs with the old key (``rotated_at`` as ISO text)."""
+    return (f"wastetrail-key-rotation-v1|{service}|{old_key_id}|{new_key_id}|"
+            f"{new_public_key}|{rotated_at}").encode()
+
+
 class FailureKind(StrEnum):
     """How a chain was broken (see the module docstring)."""
 

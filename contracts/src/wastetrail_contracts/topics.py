@@ -86,17 +86,17 @@ CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # Which event types each service writes to its own topic: a type, or "prefix.*". The
 # treatment service weighs direct-haul trips itself, so it also writes trip_weighed; every
-# service signs its chains, so every topic carries checkpoints.
+# service signs its chains, so every topic carries checkpoints (and key rotations).
 PUBLISHES: dict[str, tuple[str, ...]] = {
-    "collection": ("collection.*", "integrity.chain_checkpoint"),
-    "transfer": ("transfer.*", "custody.*", "integrity.chain_checkpoint"),
+    "collection": ("collection.*", "integrity.*"),
+    "transfer": ("transfer.*", "custody.*", "integrity.*"),
     "treatment": (
         "treatment.*",
         "transfer.trip_weighed",
         "custody.*",
-        "integrity.chain_checkpoint",
+        "integrity.*",
     ),
-    "billing": ("billing.*", "epr.*", "integrity.chain_checkpoint"),
+    "billing": ("billing.*", "epr.*", "integrity.*"),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -33,6 +34,7 @@ from wastetrail_runtime.migrations import upgrade_to_head
 from wastetrail_runtime.problems import install_problem_handlers
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
+from wastetrail_runtime.signing import service_signing_key
 from wastetrail_runtime.store import EventStore, ServiceMetadata
 from wastetrail_runtime.topics import catalog_topics, ensure_topics
 
@@ -71,6 +73,7 @@ class ServiceRuntime:
     checkpointer: Checkpointer | None = None
     # Heads of the other services' chains the consumers verified; checkpoints sign them.
     witness: HeadWitness = field(default_factory=HeadWitness)
+    signing_key: tuple[Ed25519PrivateKey, str] | None = None  # and its key id
     runners: list[ConsumerRunner] = field(default_factory=list)
     broker: KafkaBroker | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -137,6 +140,10 @@ def build_service(
                             metrics=metrics)
         app.state.runtime = rt
         app.state.jwt_secret = settings.resolved_jwt_secret()
+        if settings.run_relay:
+            # Before serving: a service whose key went missing must not start at all.
+            rt.signing_key = await service_signing_key(
+                store, settings.keys_dir / f"{spec.name}.key", rotate=settings.rotate_key)
         rt.tasks.append(asyncio.create_task(_connect_kafka(spec, rt)))
         for job in spec.background:
             rt.tasks.append(asyncio.create_task(job(rt)))
@@ -181,10 +188,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
         rt.tasks.append(asyncio.create_task(rt.relay.run()))
-        from wastetrail_contracts.keys import load_or_create_signing_key
-
-        key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
-        rt.checkpointer = Checkpointer(rt.store, key, key_id,
+        assert rt.signing_key is not None  # loaded at start-up, with the relay
+        rt.checkpointer = Checkpointer(rt.store, *rt.signing_key,
                                        every_events=settings.checkpoint_every_events,
                                        every_seconds=settings.checkpoint_every_seconds,
                                        witness=rt.witness)

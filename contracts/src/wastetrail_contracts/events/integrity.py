@@ -47,4 +47,21 @@ class ChainCheckpoint(Event):
     witnessed: tuple[WitnessedHead, ...] = ()
 
 
-EVENTS: tuple[type[Event], ...] = (ChainCheckpoint,)
+Ed25519PublicKeyHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class KeyRotated(Event):
+    """A service's new signing key, announced under the old one: written first in each of
+    the service's chains, so an auditor who trusts the old key learns to trust the new one
+    from the log (``integrity.rotation_message`` is what ``signature`` signs)."""
+
+    event_type = "integrity.key_rotated"
+
+    old_key_id: KeyId
+    new_key_id: KeyId
+    new_public_key: Ed25519PublicKeyHex  # the raw 32 bytes
+    rotated_at: UtcDatetime
+    signature: Ed25519SignatureHex  # by the old key
+
+
+EVENTS: tuple[type[Event], ...] = (ChainCheckpoint, KeyRotated)
