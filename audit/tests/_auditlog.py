@@ -23,6 +23,7 @@ from wastetrail_contracts.chain import ChainWriter
 from wastetrail_contracts.codec import canonical_bytes, encode, envelope_hash, envelope_to_json
 from wastetrail_contracts.enums import ActorKind, Role
 from wastetrail_contracts.envelope import Actor, Envelope
+from wastetrail_contracts.events.integrity import WitnessedHead
 from wastetrail_contracts.keys import key_id_for, public_key_pem
 from wastetrail_contracts.topics import EVENT_TOPICS, partition_for
 
@@ -99,11 +100,15 @@ class LogBuilder:
             self.checkpoint(*key, at=at)
         return fields
 
-    def checkpoint(self, service: str, partition: int, at: datetime = T0) -> dict[str, object]:
-        """Sign the chain head of one (service, partition) with the service's key."""
+    def checkpoint(
+        self, service: str, partition: int, at: datetime = T0,
+        witnessed: Iterable[WitnessedHead] = (),
+    ) -> dict[str, object]:
+        """Sign the chain head of one (service, partition) with the service's key (and the
+        heads of other services' chains it ``witnessed``)."""
         key = (service, partition)
         self._since[key] = 0
-        return self._record(key, self._writer(key).checkpoint(at))
+        return self._record(key, self._writer(key).checkpoint(at, witnessed=tuple(witnessed)))
 
     def seal(self, at: datetime = T0) -> None:
         """A last checkpoint on every chain with unsigned events, as a service does on shutdown."""

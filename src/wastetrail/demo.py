@@ -152,6 +152,9 @@ def run_demo() -> int:
     auditor = issue_token(_secret(), "demo-auditor", Role.AUDITOR)
     audit: dict[str, dict[str, object]] = {}
     for name, args in {
+        # The auditor pins the services' keys in its own trust file (.local/audit/trust.json)
+        # once; in a real audit the fingerprints printed here are checked out of band.
+        "trust": ["trust", "pin", "--keys-dir", ".local/keys"],
         "replay": ["replay"],
         "verify-balances": ["verify-balances", "--billing-url", "http://127.0.0.1:8004",
                             "--token", auditor],

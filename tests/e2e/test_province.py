@@ -161,11 +161,18 @@ async def test_tiny_province_every_load_is_accounted_and_billed_by_the_tariff(
     from wastetrail_contracts.enums import Role
     from wastetrail_runtime.auth import issue_token
 
-    common = ["--bootstrap", kafka_bootstrap, "--topic-prefix", f"{topic_prefix}e2e.",
-              "--keys-dir", str(ROOT / ".local" / "keys"), "--quiet"]
+    # The auditor pins the services' keys in its own trust file, then replays against it
+    # (and its heads file: the first replay creates it, later ones must extend it).
     runner = CliRunner()
+    trust = tmp_path / "auditor" / "trust.json"
+    pinned = runner.invoke(audit, ["trust", "pin", "--keys-dir", str(ROOT / ".local" / "keys"),
+                                   "--trust", str(trust)])
+    assert pinned.exit_code == 0, pinned.output
+    common = ["--bootstrap", kafka_bootstrap, "--topic-prefix", f"{topic_prefix}e2e.",
+              "--trust", str(trust), "--quiet"]
     replayed = await asyncio.to_thread(
-        runner.invoke, audit, ["replay", *common, "--work-dir", str(tmp_path / "r")])
+        runner.invoke, audit, ["replay", *common, "--work-dir", str(tmp_path / "r"),
+                               "--heads", str(tmp_path / "auditor" / "heads.json")])
     assert replayed.exit_code == 0, replayed.output
     token = issue_token(SECRET, "e2e-auditor", Role.AUDITOR)
     verified = await asyncio.to_thread(runner.invoke, audit, [

@@ -43,6 +43,12 @@ def test_service_environment_matches_the_settings_and_the_local_scripts() -> Non
         assert env["WASTETRAIL_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
 
 
+def test_each_service_keeps_its_signing_key_in_a_volume_of_its_own() -> None:
+    volumes = {name: COMPOSE["services"][name]["volumes"] for name in PORTS}
+    assert volumes == {name: [f"{name}-keys:/data/keys"] for name in PORTS}
+    assert {f"{name}-keys" for name in PORTS} <= set(COMPOSE["volumes"])
+
+
 def test_databases_match_the_local_cluster() -> None:
     sql = (ROOT / "deploy/compose/init-databases.sql").read_text()
     script = (ROOT / "deploy/local/postgres.sh").read_text()

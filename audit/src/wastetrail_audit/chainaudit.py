@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wastetrail_contracts.envelope import GENESIS_HASH
-from wastetrail_contracts.integrity import ChainFailure, ChainVerifier
+from wastetrail_contracts.integrity import ChainFailure, ChainVerifier, VerifiedCheckpoint
 
 DEFAULT_WINDOW = 256
 
@@ -68,8 +68,11 @@ class PartitionChainAudit:
         start: Mapping[str, ChainProgress] | None = None,
         window: int = DEFAULT_WINDOW,
     ) -> None:
+        self._keys = dict(public_keys)
+        self._owners = dict(key_services or {})
         self._verifier = ChainVerifier(
-            public_keys=public_keys, key_services=key_services, window=window
+            public_keys=self._keys,
+            key_services=self._owners if key_services is not None else None, window=window,
         )
         for chain, progress in (start or {}).items():
             self._verifier.trust_head(chain, progress.last_seq, progress.last_hash)
@@ -94,6 +97,24 @@ class PartitionChainAudit:
         state = self._verifier.chains.get(str(fields.get("chain_id")))
         self.last_was_duplicate = state is not None and state.duplicates > before
         return failures
+
+    def trusts(self, key_id: str, owner: str) -> Ed25519PublicKey | None:
+        """The key ``key_id`` if it is trusted for ``owner``'s chains."""
+        key = self._keys.get(key_id)
+        return key if key is not None and self._owners.get(key_id, owner) == owner else None
+
+    def trust_key(self, key_id: str, key: Ed25519PublicKey, owner: str) -> None:
+        """Trust a new key of ``owner`` from now on (a verified key rotation)."""
+        self._keys[key_id] = key
+        self._owners[key_id] = owner
+
+    def verified_checkpoints(self) -> list[VerifiedCheckpoint]:
+        """The checkpoints verified since the last call (their signatures held)."""
+        verified = self._verifier.verified
+        if not verified:
+            return []
+        self._verifier.verified = []
+        return verified
 
     def finish(self) -> list[ChainFailure]:
         """End of the partition: holes and unresolved rivals become final."""

@@ -21,14 +21,26 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from wastetrail_contracts.base import Event
+from wastetrail_contracts.keys import load_or_create_signing_key, load_public_key
 
 from wastetrail_audit.balances import BALANCE_EVENTS, BalanceLedger, compare
 from wastetrail_audit.billing_view import BillingViewError, fetch_billing_view
 from wastetrail_audit.export import export_log
+from wastetrail_audit.heads import DEFAULT_MAX_UNSIGNED
 from wastetrail_audit.indicators import compute
 from wastetrail_audit.invoices import INVOICE_EVENTS, InvoiceRecomputation
-from wastetrail_audit.keys import KeyFileError, load_public_keys
+from wastetrail_audit.keys import (
+    DEFAULT_TRUST,
+    KeyFileError,
+    KeyRing,
+    fingerprint,
+    load_public_keys,
+    load_trust,
+    pin_key,
+    unpinned_key_files,
+)
 from wastetrail_audit.projection import iter_models
 from wastetrail_audit.records import Failure, PartitionRef
 from wastetrail_audit.render import write_report
@@ -59,7 +71,15 @@ SourceDir = Annotated[
                  file_okay=False),
 ]
 KeysDir = Annotated[
-    Path, typer.Option("--keys-dir", help="Directory of the services' public keys (PEM).")
+    Path | None,
+    typer.Option("--keys-dir", help="Directory of the services' public keys (PEM). With "
+                 "--trust, each must be pinned there; alone, its keys are trusted unpinned."),
+]
+TrustFile = Annotated[
+    Path | None,
+    typer.Option("--trust", dir_okay=False, envvar="WASTETRAIL_AUDIT_TRUST",
+                 help="The auditor's trust file of pinned keys (default "
+                 ".local/audit/trust.json; see `audit trust pin`)."),
 ]
 WorkDir = Annotated[
     Path | None,
@@ -79,7 +99,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_KEYS = Path(".local/keys")
+DEFAULT_EXPORT_KEY = Path(".local/audit/export.key")
 
 
 def _err(message: str) -> None:
@@ -122,24 +142,45 @@ class _Console:
         typer.echo(failure.line())
 
 
+def _keys(trust: Path | None, keys_dir: Path | None) -> KeyRing:
+    """The pinned keys of the trust file; with --keys-dir alone, that directory's keys."""
+    try:
+        if trust is None and keys_dir is not None:
+            _err(f"warning: trusting every *.pub of {keys_dir} unpinned (no --trust file)")
+            return load_public_keys(keys_dir)
+        path = trust or DEFAULT_TRUST
+        if not path.exists():
+            _err(f"error: no trust file {path}: pin the services' keys first "
+                 "(`wastetrail audit trust pin --keys-dir DIR`), or pass --keys-dir")
+            raise typer.Exit(2)
+        ring = load_trust(path)
+        problems = unpinned_key_files(keys_dir, ring) if keys_dir is not None else []
+    except KeyFileError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    if problems:
+        for problem in problems:
+            _err(f"error: {problem}")
+        raise typer.Exit(1)
+    return ring
+
+
 def _run_replay(
     source: LogSource,
-    keys_dir: Path,
+    keys: tuple[Path | None, Path | None],
     work_dir: Path,
     workers: int | None,
     console: _Console,
     from_checkpoint: Path | None = None,
     save_checkpoint: Path | None = None,
+    heads: Path | None = None,
+    max_unsigned: int = DEFAULT_MAX_UNSIGNED,
 ) -> ReplaySummary:
-    try:
-        keys = load_public_keys(keys_dir)
-    except KeyFileError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(2) from exc
     options = ReplayOptions(
-        source=source, keys=keys, work_dir=work_dir, workers=workers,
+        source=source, keys=_keys(*keys), work_dir=work_dir, workers=workers,
         from_checkpoint=from_checkpoint, save_checkpoint=save_checkpoint,
         on_progress=console.progress, on_failure=console.failure,
+        heads=heads, max_unsigned=max_unsigned,
     )
     try:
         summary = replay(options)
@@ -155,7 +196,7 @@ def _run_replay(
 def _projection(
     projection: Path | None,
     source: LogSource,
-    keys_dir: Path,
+    keys_dir: tuple[Path | None, Path | None],
     work_dir: Path | None,
     workers: int | None,
     quiet: bool,
@@ -182,9 +223,21 @@ def replay_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
-    keys_dir: KeysDir = DEFAULT_KEYS,
+    keys_dir: KeysDir = None,
+    trust: TrustFile = None,
     work_dir: WorkDir = None,
     workers: Workers = None,
+    heads: Annotated[
+        Path | None,
+        typer.Option("--heads", dir_okay=False,
+                     help="The auditor's heads file: this replay must extend the heads it "
+                     "holds; it is created or updated when the replay passes."),
+    ] = None,
+    max_unsigned: Annotated[
+        int,
+        typer.Option("--max-unsigned", min=0,
+                     help="Most events a chain may hold after its last signed checkpoint."),
+    ] = DEFAULT_MAX_UNSIGNED,
     from_checkpoint: Annotated[
         Path | None,
         typer.Option("--from-checkpoint", exists=True, dir_okay=False,
@@ -201,9 +254,13 @@ def replay_command(
     """Verify every event: envelope, payload schema, hash chain, signed checkpoints."""
 
     summary = _run_replay(
-        _source(bootstrap, topic_prefix, source), keys_dir, work_dir or Path(".local/audit"),
-        workers, _Console(quiet, print_failures=not as_json), from_checkpoint, save_checkpoint,
+        _source(bootstrap, topic_prefix, source), (trust, keys_dir),
+        work_dir or Path(".local/audit"), workers, _Console(quiet, print_failures=not as_json),
+        from_checkpoint, save_checkpoint, heads, max_unsigned,
     )
+    trust_file = trust or (DEFAULT_TRUST if keys_dir is None else None)
+    if summary.ok and trust_file is not None:
+        _pin_rotations(trust_file, summary)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -224,6 +281,15 @@ def replay_command(
     raise typer.Exit(0 if summary.ok else 1)
 
 
+def _pin_rotations(trust: Path, summary: ReplaySummary) -> None:
+    """Trust the new keys of rotations the replay verified (signed by a pinned old key)."""
+    for rotation in summary.rotations:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(rotation.new_public_key))
+        if pin_key(trust, rotation.service, key, valid_from=rotation.rotated_at):
+            _err(f"pinned {rotation.service}'s new key {rotation.new_key_id} (rotated from "
+                 f"{rotation.old_key_id} at {rotation.rotated_at}) in {trust}")
+
+
 @app.command("trace")
 def trace_command(
     load_id: Annotated[str, typer.Argument(help="The load to trace.")],
@@ -231,14 +297,16 @@ def trace_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
-    keys_dir: KeysDir = DEFAULT_KEYS,
+    keys_dir: KeysDir = None,
+    trust: TrustFile = None,
     work_dir: WorkDir = None,
     workers: Workers = None,
     projection: ProjectionFile = None,
     quiet: Quiet = False,
 ) -> None:
     """The load's custody path from the log alone: scan → trip → station → plant → treatment."""
-    with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
+    with _projection(projection, _source(bootstrap, topic_prefix, source), (trust, keys_dir),
+                     work_dir,
                      workers, quiet) as (path, summary):
         conn = sqlite3.connect(path)
         try:
@@ -269,7 +337,8 @@ def verify_balances_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
-    keys_dir: KeysDir = DEFAULT_KEYS,
+    keys_dir: KeysDir = None,
+    trust: TrustFile = None,
     work_dir: WorkDir = None,
     workers: Workers = None,
     projection: ProjectionFile = None,
@@ -283,7 +352,8 @@ def verify_balances_command(
     except BillingViewError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2) from exc
-    with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
+    with _projection(projection, _source(bootstrap, topic_prefix, source), (trust, keys_dir),
+                     work_dir,
                      workers, quiet) as (path, summary):
         ledger = BalanceLedger()
         _feed(path, BALANCE_EVENTS, ledger.apply)
@@ -326,7 +396,8 @@ def verify_invoices_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
-    keys_dir: KeysDir = DEFAULT_KEYS,
+    keys_dir: KeysDir = None,
+    trust: TrustFile = None,
     work_dir: WorkDir = None,
     workers: Workers = None,
     projection: ProjectionFile = None,
@@ -334,7 +405,8 @@ def verify_invoices_command(
 ) -> None:
     """Recompute every invoiced account-month's fees from the log (loads, tariff) and
     compare them with what its invoices billed."""
-    with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
+    with _projection(projection, _source(bootstrap, topic_prefix, source), (trust, keys_dir),
+                     work_dir,
                      workers, quiet) as (path, summary):
         recomputation = InvoiceRecomputation()
         _feed(path, INVOICE_EVENTS, recomputation.apply)
@@ -374,7 +446,8 @@ def report_command(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
     source: SourceDir = None,
-    keys_dir: KeysDir = DEFAULT_KEYS,
+    keys_dir: KeysDir = None,
+    trust: TrustFile = None,
     work_dir: WorkDir = None,
     workers: Workers = None,
     projection: ProjectionFile = None,
@@ -393,7 +466,8 @@ def report_command(
     if plan_.province != province:
         _err(f"error: {targets_file} holds the targets of {plan_.province!r}, not {province!r}")
         raise typer.Exit(2)
-    with _projection(projection, _source(bootstrap, topic_prefix, source), keys_dir, work_dir,
+    with _projection(projection, _source(bootstrap, topic_prefix, source), (trust, keys_dir),
+                     work_dir,
                      workers, quiet) as (path, summary):
         conn = sqlite3.connect(path)
         try:
@@ -427,16 +501,23 @@ def export_command(
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="An empty directory.")],
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     topic_prefix: TopicPrefix = "",
+    signing_key: Annotated[
+        Path,
+        typer.Option("--signing-key", dir_okay=False,
+                     help="The auditor's Ed25519 export key (created on first use, its .pub "
+                     "beside it: pin that with `audit trust pin --key FILE --owner audit`)."),
+    ] = DEFAULT_EXPORT_KEY,
     quiet: Quiet = False,
 ) -> None:
-    """Write the log to files (one JSONL per topic-partition) with a SHA-256 manifest."""
+    """Write the log to files (one JSONL per topic-partition) with a signed SHA-256 manifest."""
 
     def on_partition(ref: PartitionRef, count: int) -> None:
         if not quiet:
             _err(f"export: {ref.label} {count} records")
 
     try:
-        result = export_log(KafkaLog(bootstrap, topic_prefix), out, on_partition)
+        key, _key_id = load_or_create_signing_key(signing_key)
+        result = export_log(KafkaLog(bootstrap, topic_prefix), out, on_partition, key)
     except SourceError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -446,6 +527,43 @@ def export_command(
         f"exported {result.records:,} records in {result.files} files to {result.directory}; "
         f"manifest SHA-256 {result.manifest_sha256}"
     )
+
+
+trust_app = typer.Typer(name="trust", help="The auditor's trust file of pinned keys.",
+                        no_args_is_help=True)
+app.add_typer(trust_app)
+
+
+@trust_app.command("pin")
+def trust_pin_command(
+    keys_dir: Annotated[
+        Path | None, typer.Option("--keys-dir", file_okay=False,
+                                  help="Pin every <owner>.pub of this directory.")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", dir_okay=False, help="Pin one public key file.")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Owner of --key (default: its file name).")
+    ] = None,
+    trust: TrustFile = None,
+) -> None:
+    """Pin keys in the trust file after checking their fingerprints (printed) out of band."""
+    path = trust or DEFAULT_TRUST
+    files = sorted(keys_dir.glob("*.pub")) if keys_dir is not None else []
+    files += [key] if key is not None else []
+    if not files:
+        _err("error: nothing to pin (--keys-dir DIR or --key FILE)")
+        raise typer.Exit(2)
+    try:
+        for file in files:
+            public = load_public_key(file)
+            name = owner if (owner and file == key) else file.stem
+            added = pin_key(path, name, public)
+            typer.echo(f"{'pinned' if added else 'already pinned'} {name} "
+                       f"{fingerprint(public)} in {path}")
+    except KeyFileError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from exc
 
 
 def main() -> None:  # pragma: no cover - console entry

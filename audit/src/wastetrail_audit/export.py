@@ -9,8 +9,10 @@ Layout of an export directory::
 
 Bytes that are not UTF-8 are written as ``{"b64": ...}`` so nothing is lost. Each
 manifest entry has ``sha256`` (of the file's bytes), ``records``, ``start_offset`` and
-``end_offset``; commands reading an export (``--source DIR``) refuse it unless every
-file matches its digest and no file is missing or extra.
+``end_offset``; ``manifest.sig`` signs the manifest's bytes with the exporting auditor's
+Ed25519 key. Commands reading an export (``--source DIR``) refuse it unless the signature
+verifies with a trusted export key, every file matches its digest and no file is missing
+or extra.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from wastetrail_contracts.keys import key_id_for
 from wastetrail_contracts.topics import EVENT_TOPICS
 
 from wastetrail_audit.records import PartitionRef
 from wastetrail_audit.source import (
     EXPORT_FORMAT,
     MANIFEST,
+    SIGNATURE,
     KafkaLog,
     SourceError,
     encode_bytes,
@@ -70,13 +76,16 @@ def sha256_file(path: Path) -> str:
 
 
 def export_log(
-    source: KafkaLog, out: Path, on_partition: Callable[[PartitionRef, int], None] | None = None
+    source: KafkaLog, out: Path, on_partition: Callable[[PartitionRef, int], None] | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> ExportResult:
-    """Write every event topic-partition to ``out`` and the manifest last."""
+    """Write every event topic-partition to ``out``, the manifest last, and its signature
+    by the exporting auditor's key (``manifest.sig``) when ``signing_key`` is given."""
     out.mkdir(parents=True, exist_ok=True)
     if (out / MANIFEST).exists():
         raise SourceError(f"{out} already holds an export; choose an empty directory")
-    spans, warnings = plan(source)
+    spans, missing = plan(source)
+    warnings = [failure.line() for failure in missing]
     consumer = kafka_consumer(source.bootstrap)
     entries: list[dict[str, object]] = []
     total = 0
@@ -121,6 +130,10 @@ def export_log(
     }
     data = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
     (out / MANIFEST).write_bytes(data)
+    if signing_key is not None:
+        signature = {"key_id": key_id_for(signing_key.public_key()),
+                     "signature": signing_key.sign(data).hex()}
+        (out / SIGNATURE).write_text(json.dumps(signature, indent=2) + "\n", encoding="utf-8")
     return ExportResult(
         directory=out, files=len(entries), records=total,
         manifest_sha256=hashlib.sha256(data).hexdigest(), warnings=warnings,
@@ -151,6 +164,25 @@ def verify_manifest(directory: Path) -> list[str]:
         if path.name not in listed:
             problems.append(f"{path.name}: not listed in the manifest")
     return problems
+
+
+def verify_manifest_signature(directory: Path, keys: Mapping[str, Ed25519PublicKey]) -> str | None:
+    """Why the manifest is not signed by one of ``keys`` (the auditors' export keys), or
+    None. Without it, whoever holds the files could rewrite them and their digests."""
+    path = directory / SIGNATURE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        key = keys.get(str(data["key_id"]))
+        signature = bytes.fromhex(str(data["signature"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{path}: the manifest carries no readable signature ({exc})"
+    if key is None:
+        return f"{path}: signed by key {data['key_id']}, which is not a trusted export key"
+    try:
+        key.verify(signature, (directory / MANIFEST).read_bytes())
+    except InvalidSignature:
+        return f"{directory / MANIFEST}: the signature does not verify (the manifest was rewritten)"
+    return None
 
 
 def manifest_services(directory: Path) -> dict[str, tuple[str, str]]:

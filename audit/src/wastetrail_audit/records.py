@@ -20,6 +20,16 @@ FAILURE_KINDS = (
     "invalid_payload",  # the payload breaks its event's schema
     "misplaced",  # the envelope's service / chain does not belong in this topic-partition
     "corrupt_record",  # the broker record failed its CRC or could not be read
+    # Absence is a failure (see replay.py): what is missing is named where it should be.
+    "missing_topic",  # a catalog event topic (or one of its partitions) does not exist
+    "truncated_head",  # the partition no longer starts where the auditor last saw it
+    "truncated",  # a chain or partition ends before a head the auditor already saw
+    "rewritten",  # a chain holds another event at a head the auditor already saw
+    "contradicted",  # a chain ends before (or differs from) a head another service signed
+    "unsigned_tail",  # more events after the last signed checkpoint than allowed
+    "outside_catalog",  # an event type its service does not publish
+    "forged_rotation",  # a key rotation not signed by a trusted key of its service
+    "retry_forged",  # a retry-topic record that is not the original record it claims to be
 )
 
 
@@ -46,6 +56,7 @@ class LogRecord:
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, order=True)

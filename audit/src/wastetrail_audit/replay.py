@@ -10,7 +10,6 @@ which a later replay can continue with ``--from-checkpoint``.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import time
@@ -26,11 +25,44 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wastetrail_audit import projection
 from wastetrail_audit.chainaudit import ChainProgress
-from wastetrail_audit.export import manifest_digest, manifest_services, service_of, verify_manifest
+from wastetrail_audit.export import (
+    manifest_digest,
+    manifest_services,
+    service_of,
+    verify_manifest,
+    verify_manifest_signature,
+)
+from wastetrail_audit.heads import (
+    DEFAULT_MAX_UNSIGNED,
+    KnownHeads,
+    check_heads,
+    check_unsigned,
+    check_witnesses,
+    read_heads,
+    write_heads,
+)
 from wastetrail_audit.keys import KeyRing
 from wastetrail_audit.records import Failure, PartitionRef
-from wastetrail_audit.source import ExportLog, KafkaLog, LogSource, SourceError, plan
-from wastetrail_audit.worker import PartitionResult, PartitionTask, init_worker, verify_partition
+from wastetrail_audit.retries import verify_retry_topics
+from wastetrail_audit.source import (
+    ExportLog,
+    KafkaLog,
+    LogSource,
+    SourceError,
+    event_topics,
+    manifest_prefix,
+    plan,
+    read_format_file,
+    read_manifest,
+    write_format_file,
+)
+from wastetrail_audit.worker import (
+    PartitionResult,
+    PartitionTask,
+    Rotation,
+    init_worker,
+    verify_partition,
+)
 
 CHECKPOINT_FORMAT = "wastetrail-audit-checkpoint/1"
 MAX_FAILURES_KEPT = 10_000
@@ -80,6 +112,12 @@ class ReplaySummary:
     checkpoint_file: Path | None = None
     resumed: bool = False
     type_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    retry_records: int = 0
+
+    @property
+    def rotations(self) -> list[Rotation]:
+        """Verified key rotations, once each (every chain of the service announces it)."""
+        return list({r.new_key_id: r for p in self.partitions for r in p.rotations}.values())
 
     @property
     def events(self) -> int:
@@ -112,6 +150,7 @@ class ReplaySummary:
             "records": self.records,
             "events": self.events,
             "duplicates": sum(p.duplicates for p in self.partitions),
+            "retry_records": self.retry_records,
             "elapsed_seconds": round(self.elapsed, 3),
             "events_per_second": round(self.records / self.elapsed, 1) if self.elapsed else 0.0,
             "topics": {
@@ -149,6 +188,8 @@ class ReplayOptions:
     on_progress: Callable[[Progress], None] | None = None
     on_failure: Callable[[Failure], None] | None = None
     progress_interval: float = 1.0
+    heads: Path | None = None  # the auditor's heads file: read, checked, updated on success
+    max_unsigned: int = DEFAULT_MAX_UNSIGNED
 
 
 def replay(options: ReplayOptions) -> ReplaySummary:
@@ -161,10 +202,15 @@ def replay(options: ReplayOptions) -> ReplaySummary:
         problems = verify_manifest(source.directory)
         if problems:
             raise SourceError("the export does not match its manifest:\n  " + "\n  ".join(problems))
+        unsigned = verify_manifest_signature(source.directory, options.keys.owned_by("audit"))
+        if unsigned is not None:
+            raise SourceError(unsigned)
         manifest_sha = manifest_digest(source.directory)
         services = manifest_services(source.directory)
     start_offsets, start_chains, saved_source = _read_checkpoint(options.from_checkpoint)
-    spans, warnings = plan(source, start_offsets)
+    known = read_heads(options.heads) if options.heads is not None else KnownHeads()
+    spans, missing = plan(source, start_offsets, known.offsets)
+    warnings: list[str] = []
     if not spans:
         # Most likely a wrong --topic-prefix: saying "OK, 0 events" would be a false all-clear.
         raise SourceError(f"no event topic found ({source.describe()})")
@@ -195,8 +241,10 @@ def replay(options: ReplayOptions) -> ReplaySummary:
             index=i, source=source, span=span,
             service=services[span.ref.topic][0], unprefixed_topic=services[span.ref.topic][1],
             public_keys=raw_keys, key_services=dict(options.keys.services),
-            start_chains=start_chains.get(span.ref, {}),
-            parts_dir=parts_dir,
+            start_chains=start_chains.get(span.ref) or (
+                known.progress(span.ref) if span.start > 0 else {}),
+            parts_dir=parts_dir, expect=known.expect(span.ref),
+            key_validity=dict(options.keys.validity),
         )
         for i, span in enumerate(spans)
     ]
@@ -207,6 +255,7 @@ def replay(options: ReplayOptions) -> ReplaySummary:
     )
     total = sum(s.size for s in spans)
     _run(tasks, options, summary, total, started)
+    _absence(options, known, missing, summary)
     projection.merge(sorted(parts_dir.glob("*.sqlite")), target)
     failed_views = projection.finalize(target)
     summary.warnings.extend(f"view {v} could not be created" for v in failed_views)
@@ -216,6 +265,8 @@ def replay(options: ReplayOptions) -> ReplaySummary:
         types.setdefault(part.topic, Counter()).update(part.type_counts)
     summary.type_counts = {t: dict(c) for t, c in types.items()}
     summary.elapsed = time.monotonic() - started
+    if options.heads is not None and summary.ok:
+        write_heads(options.heads, summary.partitions)
     checkpoint_path = options.save_checkpoint or (work / "checkpoint.json")
     _write_checkpoint(checkpoint_path, summary)
     summary.checkpoint_file = checkpoint_path
@@ -267,6 +318,33 @@ def _run(
     report(force=True)
 
 
+def _absence(options: ReplayOptions, known: KnownHeads, missing: list[Failure],
+             summary: ReplaySummary) -> None:
+    """What is missing, once every partition is verified (heads.py): missing topics and
+    deleted heads, chains shorter than the heads file or than another service's signed
+    statement, unsigned tails over the bound, and forged records on the retry topics."""
+    source = options.source
+    if isinstance(source, KafkaLog):
+        prefix = source.topic_prefix
+        summary.retry_records, forged = verify_retry_topics(source)
+    else:
+        prefix, forged = manifest_prefix(read_manifest(source.directory)), []
+    topics = event_topics(prefix)
+    found = [
+        *missing,
+        *check_heads(known, summary.partitions),
+        *check_witnesses(summary.partitions, topics.get),
+        *check_unsigned(summary.partitions, options.max_unsigned),
+        *forged,
+    ]
+    summary.failure_count += len(found)
+    for failure in sorted(found):
+        if len(summary.failures) < MAX_FAILURES_KEPT:
+            summary.failures.append(failure)
+        if options.on_failure is not None:
+            options.on_failure(failure)
+
+
 def _collect_failures(
     result: PartitionResult, options: ReplayOptions, summary: ReplaySummary
 ) -> None:
@@ -289,12 +367,7 @@ def _read_checkpoint(
 ) -> tuple[dict[PartitionRef, int], dict[PartitionRef, dict[str, ChainProgress]], str | None]:
     if path is None:
         return {}, {}, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"{path}: cannot read the checkpoint file ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise SourceError(f"{path}: not a {CHECKPOINT_FORMAT} file")
+    data = read_format_file(path, CHECKPOINT_FORMAT, "checkpoint file")
     offsets: dict[PartitionRef, int] = {}
     chains: dict[PartitionRef, dict[str, ChainProgress]] = {}
     for item in data.get("partitions", []):
@@ -317,7 +390,4 @@ def _write_checkpoint(path: Path, summary: ReplaySummary) -> None:
             for p in sorted(summary.partitions, key=lambda p: (p.topic, p.partition))
         ],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_format_file(path, data)

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from wastetrail_contracts.topics import EVENT_TOPICS
 
-from wastetrail_audit.records import LogRecord, PartitionRef
+from wastetrail_audit.records import Failure, LogRecord, PartitionRef
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
 EXPORT_FORMAT = "wastetrail-audit-export/1"
 STALL_SECONDS = 30.0
 
@@ -88,42 +91,79 @@ def kafka_consumer(bootstrap: str) -> KafkaConsumer:
             check_crcs=True,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             client_id="wastetrail-audit",
+            # Asking for a deleted topic must not re-create it (the broker may auto-create).
+            allow_auto_create_topics=False,
         )
     except KafkaError as exc:
         raise SourceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
 
 
-def plan(source: LogSource, start: dict[PartitionRef, int] | None = None
-         ) -> tuple[list[PartitionSpan], list[str]]:
-    """Every partition to read with its offsets, and warnings (e.g. a missing topic)."""
-    start = start or {}
+def plan(source: LogSource, start: dict[PartitionRef, int] | None = None,
+         verified: dict[PartitionRef, int] | None = None,
+         ) -> tuple[list[PartitionSpan], list[Failure]]:
+    """Every partition to read with its offsets, and what is missing, as failures.
+
+    ``start``: where to continue each partition (a replay checkpoint file). ``verified``:
+    up to which offset the auditor verified each partition before (its heads file); a
+    partition that starts at 0 is read whole, one that starts later is read from there.
+    Absence is a failure: a catalog topic or partition that does not exist, and a partition
+    whose first offset is not 0 unless everything before it was verified already.
+    """
+    start = dict(start or {})
+    for ref, until in (verified or {}).items():
+        start.setdefault(ref, until)
     if isinstance(source, ExportLog):
-        return _plan_export(source, start)
+        return _plan_export(source, start, verified or {})
     consumer = kafka_consumer(source.bootstrap)
-    warnings: list[str] = []
+    missing: list[Failure] = []
     spans: list[PartitionSpan] = []
     try:
         refs: list[PartitionRef] = []
-        for topic in event_topics(source.topic_prefix).values():
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                warnings.append(f"topic {topic} does not exist: nothing to verify there")
-                continue
+        for service, topic in event_topics(source.topic_prefix).items():
+            partitions = consumer.partitions_for_topic(topic) or set()
+            missing.extend(_missing_partitions(service, topic, partitions))
             refs.extend(PartitionRef(topic, p) for p in sorted(partitions))
         tps = [TopicPartition(r.topic, r.partition) for r in refs]
         begin = consumer.beginning_offsets(tps)
         end = consumer.end_offsets(tps)
         for ref, tp in zip(refs, tps, strict=True):
-            first = int(begin[tp])
-            if first > 0 and ref not in start:
-                warnings.append(
-                    f"{ref.label}: the log starts at offset {first}, not 0 — "
-                    "earlier records were deleted (retention must be forever)"
-                )
-            spans.append(PartitionSpan(ref, max(first, start.get(ref, 0)), int(end[tp])))
+            span, gap = _span(ref, int(begin[tp]), int(end[tp]), start, verified or {})
+            spans.append(span)
+            if gap is not None:
+                missing.append(gap)
     finally:
         consumer.close()
-    return spans, warnings
+    return spans, missing
+
+
+def _missing_partitions(service: str, topic: str, partitions: set[int]) -> list[Failure]:
+    expected = EVENT_TOPICS[service].partitions
+    if not partitions:
+        return [Failure(topic, p, 0, "", "missing_topic",
+                        f"the {service} event topic does not exist: its whole log is gone")
+                for p in range(expected)]
+    return [Failure(topic, p, 0, "", "missing_topic",
+                    f"partition {p} of the {service} event topic does not exist")
+            for p in range(expected) if p not in partitions]
+
+
+def _span(ref: PartitionRef, first: int, end: int, start: dict[PartitionRef, int],
+          verified: dict[PartitionRef, int]) -> tuple[PartitionSpan, Failure | None]:
+    if ref in verified and ref in start and start[ref] == verified[ref] and first == 0:
+        start = {}  # the whole partition is there: read it all, and check the heads on the way
+    return (PartitionSpan(ref, max(first, start.get(ref, 0)), end),
+            _head_gap(ref, first, start.get(ref)))
+
+
+def _head_gap(ref: PartitionRef, first: int, verified_until: int | None) -> Failure | None:
+    """A partition that starts after offset 0 lost its head, unless the auditor verified
+    everything up to where it starts now (then only already-verified records are gone)."""
+    if first == 0 or (verified_until is not None and first <= verified_until):
+        return None
+    since = 0 if verified_until is None else verified_until
+    return Failure(ref.topic, ref.partition, first, "", "truncated_head",
+                   f"the partition starts at offset {first}: offsets {since}..{first - 1} "
+                   "were deleted before anyone verified them")
 
 
 def read(source: LogSource, span: PartitionSpan,
@@ -155,6 +195,7 @@ def _read_kafka(consumer: KafkaConsumer, span: PartitionSpan) -> Iterator[LogRec
             yield LogRecord(
                 topic=record.topic, partition=record.partition, offset=record.offset,
                 timestamp=record.timestamp, key=record.key, value=record.value,
+                headers=tuple((k, bytes(v or b"")) for k, v in record.headers or ()),
             )
         new_position = int(consumer.position(tp))
         if new_position > position:
@@ -174,16 +215,29 @@ def export_file_name(ref: PartitionRef) -> str:
     return f"{ref.topic}-{ref.partition}.jsonl"
 
 
-def read_manifest(directory: Path) -> dict[str, object]:
-    """The export's manifest (not verified)."""
-    path = directory / MANIFEST
+def read_format_file(path: Path, file_format: str, what: str) -> dict[str, Any]:
+    """A JSON object whose ``format`` is ``file_format`` (manifest, heads, checkpoint and
+    trust files); SourceError naming ``what`` otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise SourceError(f"{path}: cannot read the manifest ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise SourceError(f"{path}: not a {EXPORT_FORMAT} manifest")
+        raise SourceError(f"{path}: cannot read the {what} ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != file_format:
+        raise SourceError(f"{path}: not a {file_format} {what}")
     return data
+
+
+def write_format_file(path: Path, data: Mapping[str, object]) -> None:
+    """Write a JSON file atomically (a crash leaves the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: Path) -> dict[str, object]:
+    """The export's manifest (not verified)."""
+    return read_format_file(directory / MANIFEST, EXPORT_FORMAT, "manifest")
 
 
 def manifest_files(manifest: dict[str, object]) -> list[dict[str, object]]:
@@ -194,17 +248,31 @@ def manifest_files(manifest: dict[str, object]) -> list[dict[str, object]]:
     return [f for f in files if isinstance(f, dict)]
 
 
-def _plan_export(source: ExportLog, start: dict[PartitionRef, int]
-                 ) -> tuple[list[PartitionSpan], list[str]]:
+def _plan_export(source: ExportLog, start: dict[PartitionRef, int],
+                 verified: dict[PartitionRef, int]) -> tuple[list[PartitionSpan], list[Failure]]:
     manifest = read_manifest(source.directory)
     spans = []
+    missing: list[Failure] = []
+    found: dict[str, set[int]] = {}
     for entry in manifest_files(manifest):
         ref = PartitionRef(str(entry["topic"]), int(str(entry["partition"])))
-        first = int(str(entry["start_offset"]))
-        spans.append(
-            PartitionSpan(ref, max(first, start.get(ref, 0)), int(str(entry["end_offset"])))
-        )
-    return sorted(spans, key=lambda s: s.ref), []
+        found.setdefault(str(entry.get("service")), set()).add(ref.partition)
+        span, gap = _span(ref, int(str(entry["start_offset"])), int(str(entry["end_offset"])),
+                          start, verified)
+        spans.append(span)
+        if gap is not None:
+            missing.append(gap)
+    prefix = manifest_prefix(manifest)
+    for service, spec in EVENT_TOPICS.items():
+        missing.extend(_missing_partitions(service, spec.qualified(prefix),
+                                           found.get(service, set())))
+    return sorted(spans, key=lambda s: s.ref), missing
+
+
+def manifest_prefix(manifest: dict[str, object]) -> str:
+    """The topic prefix the exported log was read under."""
+    origin = manifest.get("source")
+    return str(origin.get("topic_prefix", "")) if isinstance(origin, dict) else ""
 
 
 def encode_bytes(data: bytes | None) -> dict[str, str | None]:

@@ -13,7 +13,7 @@ time rather than letting the client re-hash the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,7 +29,7 @@ from wastetrail_contracts.codec import (
     payload_json,
 )
 from wastetrail_contracts.envelope import GENESIS_HASH, SYSTEM_ACTOR, Actor, Envelope, uuid7
-from wastetrail_contracts.events.integrity import ChainCheckpoint
+from wastetrail_contracts.events.integrity import ChainCheckpoint, WitnessedHead
 from wastetrail_contracts.integrity import chain_id as make_chain_id
 from wastetrail_contracts.integrity import sign_checkpoint
 from wastetrail_contracts.keys import key_id_for
@@ -115,9 +115,11 @@ def next_envelope(
 
 
 def checkpoint_event(
-    key: Ed25519PrivateKey, head: ChainHead, signed_at: datetime, key_id: str | None = None
+    key: Ed25519PrivateKey, head: ChainHead, signed_at: datetime, key_id: str | None = None,
+    witnessed: Sequence[WitnessedHead] = (),
 ) -> ChainCheckpoint:
-    """A ChainCheckpoint signing ``head`` (to be appended right after it)."""
+    """A ChainCheckpoint signing ``head`` and the ``witnessed`` heads of other services'
+    chains (to be appended right after ``head``)."""
     if head.seq < 1:
         raise ValueError("an empty chain has no head to sign")
     return ChainCheckpoint(
@@ -125,8 +127,10 @@ def checkpoint_event(
         chain_seq=head.seq,
         head_hash=head.hash,
         key_id=key_id or key_id_for(key.public_key()),
-        signature=sign_checkpoint(key, head.chain_id, head.seq, head.hash),
+        signature=sign_checkpoint(key, head.chain_id, head.seq, head.hash,
+                                  [w.model_dump() for w in witnessed]),
         signed_at=signed_at,
+        witnessed=tuple(witnessed),
     )
 
 
@@ -194,11 +198,15 @@ class ChainWriter:
         self.envelopes.append(envelope)
         return envelope
 
-    def checkpoint(self, signed_at: datetime, *, event_id: str | None = None) -> Envelope:
-        """Sign the current head and append the ChainCheckpoint as the next event."""
+    def checkpoint(
+        self, signed_at: datetime, *, event_id: str | None = None,
+        witnessed: Sequence[WitnessedHead] = (),
+    ) -> Envelope:
+        """Sign the current head (and ``witnessed`` heads of other services' chains) and
+        append the ChainCheckpoint as the next event."""
         if self.key is None:
             raise ValueError(f"chain {self.chain_id} has no signing key")
-        event = checkpoint_event(self.key, self.head, signed_at, self.key_id)
+        event = checkpoint_event(self.key, self.head, signed_at, self.key_id, witnessed)
         new_id = event_id or uuid7()
         return self.append(
             event,

@@ -257,6 +257,10 @@ EXAMPLES: tuple[Event, ...] = (
         head_hash="9f" * 32, key_id="3b1f0c9e5d7a2468", signature="ab" * 64,
         signed_at=at(30),
     ),
+    integrity.KeyRotated(
+        old_key_id="3b1f0c9e5d7a2468", new_key_id="7c2d9e0f1a3b5c47", new_public_key="5e" * 32,
+        rotated_at=at(40), signature="cd" * 64,
+    ),
 )
 
 

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from wastetrail_contracts.codec import envelope_hash, envelope_to_json, load_json_object
 from wastetrail_contracts.envelope import GENESIS_HASH, Envelope
+from wastetrail_contracts.topics import publishes
 
 CHECKPOINT_TYPE = "integrity.chain_checkpoint"
 
@@ -46,25 +47,70 @@ def chain_id(service: str, topic: str, partition: int) -> str:
     return f"{service}:{topic}:{partition}"
 
 
-def checkpoint_message(chain: str, chain_seq: int, head_hash: str) -> bytes:
-    """The bytes a checkpoint signs."""
-    return f"wastetrail-checkpoint-v1|{chain}|{chain_seq}|{head_hash}".encode()
+Witnessed = Iterable[Mapping[str, object]]
 
 
-def sign_checkpoint(key: Ed25519PrivateKey, chain: str, chain_seq: int, head_hash: str) -> str:
-    """Sign a chain head; returns the signature as hex."""
-    return key.sign(checkpoint_message(chain, chain_seq, head_hash)).hex()
+def checkpoint_message(
+    chain: str, chain_seq: int, head_hash: str, witnessed: Witnessed = ()
+) -> bytes:
+    """The bytes a checkpoint signs: v1 (its own head) when it witnesses nothing, so the
+    checkpoints of older logs still verify; v2 adds every witnessed head, in order."""
+    heads = "|".join(
+        f"{w.get('chain')}#{w.get('seq')}={w.get('hash')}" for w in witnessed
+    )
+    if not heads:
+        return f"wastetrail-checkpoint-v1|{chain}|{chain_seq}|{head_hash}".encode()
+    return f"wastetrail-checkpoint-v2|{chain}|{chain_seq}|{head_hash}|{heads}".encode()
+
+
+def sign_checkpoint(
+    key: Ed25519PrivateKey, chain: str, chain_seq: int, head_hash: str, witnessed: Witnessed = ()
+) -> str:
+    """Sign a chain head (and the heads it witnesses); returns the signature as hex."""
+    return key.sign(checkpoint_message(chain, chain_seq, head_hash, witnessed)).hex()
 
 
 def verify_checkpoint(
-    public_key: Ed25519PublicKey, chain: str, chain_seq: int, head_hash: str, signature: str
+    public_key: Ed25519PublicKey, chain: str, chain_seq: int, head_hash: str, signature: str,
+    witnessed: Witnessed = (),
 ) -> bool:
-    """Whether the signature over the chain head is the service's."""
+    """Whether the signature over the chain head (and witnessed heads) is the service's."""
     try:
-        public_key.verify(bytes.fromhex(signature), checkpoint_message(chain, chain_seq, head_hash))
+        public_key.verify(bytes.fromhex(signature),
+                          checkpoint_message(chain, chain_seq, head_hash, witnessed))
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def admission_problem(
+    raw: Mapping[str, object], producer: str, computed_hash: str | None = None
+) -> str | None:
+    """Why a record read from ``producer``'s topic (or a retry topic re-driving it) cannot
+    be its event, or None: its content must match its hash, its service must be the
+    producer, and its type one the producer publishes (``topics.PUBLISHES``). Consumers
+    check this before applying a record; the audit checks it on the retry topics."""
+    stored = raw.get("hash")
+    try:
+        computed = computed_hash if computed_hash is not None else envelope_hash(raw)
+    except (TypeError, ValueError) as exc:
+        return f"cannot be hashed: {exc}"
+    if stored != computed:
+        return f"hash {stored} does not match the content ({computed})"
+    service = raw.get("service")
+    if service != producer:
+        return f"written by {service!r}, but the topic is {producer!r}'s"
+    event_type = str(raw.get("type"))
+    if not publishes(producer, event_type):
+        return f"{producer} does not publish {event_type!r}"
+    return None
+
+
+def rotation_message(service: str, old_key_id: str, new_key_id: str, new_public_key: str,
+                     rotated_at: str) -> bytes:
+    """The bytes a ``KeyRotated`` event signs with the old key (``rotated_at`` as ISO text)."""
+    return (f"wastetrail-key-rotation-v1|{service}|{old_key_id}|{new_key_id}|"
+            f"{new_public_key}|{rotated_at}").encode()
 
 
 class FailureKind(StrEnum):
@@ -94,6 +140,17 @@ class ChainFailure:
     chain_seq: int
     event_id: str
     detail: str
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    """A checkpoint event whose signature verified: where it sits and what it signed."""
+
+    chain_id: str
+    chain_seq: int
+    hash: str
+    payload: Mapping[str, object]
     offset: int | None = None
 
 
@@ -159,6 +216,9 @@ class ChainVerifier:
     chains: dict[str, ChainState] = field(default_factory=dict)
     key_services: Mapping[str, str] | None = None
     window: int = 1024
+    # Checkpoints whose signature verified, as (chain, chain_seq, hash, payload): the
+    # caller drains it (the auditor checks what they witness against the other chains).
+    verified: list[VerifiedCheckpoint] = field(default_factory=list)
 
     def trust_head(self, chain: str, chain_seq: int, head_hash: str) -> None:
         """Start verifying ``chain`` after a head already verified (e.g. a signed checkpoint)."""
@@ -438,12 +498,20 @@ class ChainVerifier:
         ):
             return [self._failure(FailureKind.FORGED_CHECKPOINT, chain, link,
                                   "checkpoint does not sign the event before it")]
+        witnessed = payload.get("witnessed") or ()
+        if not isinstance(witnessed, list | tuple) or not all(
+            isinstance(w, Mapping) for w in witnessed
+        ):
+            return [self._failure(FailureKind.FORGED_CHECKPOINT, chain, link,
+                                  "witnessed heads are not a list of objects")]
         if not verify_checkpoint(key, chain, link.seq - 1, head_hash,
-                                 str(payload.get("signature"))):
+                                 str(payload.get("signature")), witnessed):
             return [self._failure(FailureKind.FORGED_CHECKPOINT, chain, link,
                                   "signature does not verify")]
         state.checkpoints += 1
         state.last_checkpoint_seq = link.seq
+        self.verified.append(VerifiedCheckpoint(chain, link.seq, link.hash, payload,
+                                                link.offset))
         return []
 
     # -- reading one record ---------------------------------------------------------------

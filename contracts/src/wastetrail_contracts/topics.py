@@ -86,17 +86,17 @@ CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # Which event types each service writes to its own topic: a type, or "prefix.*". The
 # treatment service weighs direct-haul trips itself, so it also writes trip_weighed; every
-# service signs its chains, so every topic carries checkpoints.
+# service signs its chains, so every topic carries checkpoints (and key rotations).
 PUBLISHES: dict[str, tuple[str, ...]] = {
-    "collection": ("collection.*", "integrity.chain_checkpoint"),
-    "transfer": ("transfer.*", "custody.*", "integrity.chain_checkpoint"),
+    "collection": ("collection.*", "integrity.*"),
+    "transfer": ("transfer.*", "custody.*", "integrity.*"),
     "treatment": (
         "treatment.*",
         "transfer.trip_weighed",
         "custody.*",
-        "integrity.chain_checkpoint",
+        "integrity.*",
     ),
-    "billing": ("billing.*", "epr.*", "integrity.chain_checkpoint"),
+    "billing": ("billing.*", "epr.*", "integrity.*"),
 }
 
 
@@ -118,6 +118,12 @@ def event_topic(service: str, prefix: str = "") -> str:
 def dead_letter_topic(consumer: str, prefix: str = "") -> str:
     """The dead-letter topic of one consumer (e.g. ``transfer.collection``)."""
     return f"{prefix}wastetrail.dlq.{consumer}"
+
+
+def retry_topic(consumer: str, prefix: str = "") -> str:
+    """Where ``dlq replay`` re-drives a consumer's dead letters: the original records,
+    untouched (the consumer reads it beside its source topic; the audit verifies it)."""
+    return f"{prefix}wastetrail.retry.{consumer}"
 
 
 def dead_letter_specs() -> list[TopicSpec]:

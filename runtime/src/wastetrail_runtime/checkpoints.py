@@ -11,6 +11,7 @@ from wastetrail_contracts.envelope import SYSTEM_ACTOR
 from wastetrail_contracts.events.integrity import ChainCheckpoint
 from wastetrail_contracts.integrity import sign_checkpoint
 
+from wastetrail_runtime.integrity import HeadWitness
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.store import EventStore
 
@@ -28,6 +29,7 @@ class Checkpointer:
         *,
         every_events: int = 1000,
         every_seconds: float = 10.0,
+        witness: HeadWitness | None = None,
     ) -> None:
         self.store = store
         self.key = key
@@ -35,6 +37,8 @@ class Checkpointer:
         self.every_events = every_events
         self.every = timedelta(seconds=every_seconds)
         self.signed = 0
+        # The heads this service's consumers verified: each checkpoint carries them, signed.
+        self.witness = witness or HeadWitness()
 
     async def run(self) -> None:
         """Check the chains about once a second, forever."""
@@ -78,11 +82,14 @@ class Checkpointer:
             row = (await uow.session.execute(
                 select(t.c.seq, t.c.hash).where(t.c.chain_id == chain).with_for_update()
             )).one()
+            witnessed = self.witness.heads()
             event = ChainCheckpoint(
                 chain_id=chain, chain_seq=int(row.seq), head_hash=str(row.hash),
                 key_id=self.key_id,
-                signature=sign_checkpoint(self.key, chain, int(row.seq), str(row.hash)),
+                signature=sign_checkpoint(self.key, chain, int(row.seq), str(row.hash),
+                                          [w.model_dump() for w in witnessed]),
                 signed_at=self.store.clock.now(),
+                witnessed=witnessed,
             )
             await uow.record_in_partition(
                 f"checkpoint-{self.store.service}-{partition}", partition, [event],

@@ -35,6 +35,7 @@ from wastetrail_contracts.codec import envelope_from_loaded, load_canonical
 from wastetrail_contracts.topics import dead_letter_topic, event_topic
 
 from wastetrail_runtime.failpoints import failpoint
+from wastetrail_runtime.integrity import INTEGRITY_REASON, HeadWitness, SourceIntegrity
 from wastetrail_runtime.logging import causation_id_var, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.store import EventStore, UnitOfWork
@@ -131,8 +132,10 @@ class ConsumerRunner:
         backoff_seconds: float = 0.05,
         max_backoff_seconds: float = 5.0,
         metrics: Metrics | None = None,
+        witness: HeadWitness | None = None,
     ) -> None:
         self.consumer = consumer
+        self.integrity = SourceIntegrity(consumer.source, witness)
         self.store = store
         self.producer = producer
         self.prefix = topic_prefix
@@ -179,9 +182,19 @@ class ConsumerRunner:
             # codec.decode, through the fast path the auditors use: a canonical record
             # (what every producer writes) is parsed by orjson and its payload checked once,
             # against its model below; anything else takes the strict path, same errors.
-            envelope = envelope_from_loaded(load_canonical(record.value)[0])
+            loaded, digest = load_canonical(record.value)
+            envelope = envelope_from_loaded(loaded)
         except ContractError as exc:
             await self.dead_letter(record, exc.reason, attempts=1)
+            return None
+        # Verify before applying (wastetrail_runtime.integrity): anyone able to write to
+        # the topic must not be able to make this service apply a made-up event.
+        problem = self.integrity.problem(loaded, digest)
+        if problem is not None:
+            log.error("consumer.integrity", consumer=self.consumer.name, problem=problem,
+                      topic=record.topic, partition=record.partition, offset=record.offset)
+            await self.dead_letter(record, INTEGRITY_REASON, attempts=1,
+                                   event_id=envelope.event_id)
             return None
         if envelope.type not in self.consumer.handlers:
             return None  # not an event this consumer cares about

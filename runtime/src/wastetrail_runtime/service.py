@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -28,12 +29,14 @@ from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.forwarded import ForwardedPrefix
 from wastetrail_runtime.guard import RequestGuard
+from wastetrail_runtime.integrity import HeadWitness
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
 from wastetrail_runtime.problems import install_problem_handlers
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
+from wastetrail_runtime.signing import service_signing_key
 from wastetrail_runtime.store import EventStore, ServiceMetadata
 from wastetrail_runtime.topics import catalog_topics, ensure_topics
 from wastetrail_runtime.transient import Backoff
@@ -75,6 +78,9 @@ class ServiceRuntime:
     relay: OutboxRelay | None = None
     relay_task: asyncio.Task[None] | None = None
     checkpointer: Checkpointer | None = None
+    # Heads of the other services' chains the consumers verified; checkpoints sign them.
+    witness: HeadWitness = field(default_factory=HeadWitness)
+    signing_key: tuple[Ed25519PrivateKey, str] | None = None  # and its key id
     runners: list[ConsumerRunner] = field(default_factory=list)
     subscribers: list[Any] = field(default_factory=list)
     broker: KafkaBroker | None = None
@@ -148,6 +154,10 @@ def build_service(
                             metrics=metrics)
         app.state.runtime = rt
         app.state.jwt_secret = settings.resolved_jwt_secret()
+        if settings.run_relay:
+            # Before serving: a service whose key went missing must not start at all.
+            rt.signing_key = await service_signing_key(
+                store, settings.keys_dir / f"{spec.name}.key", rotate=settings.rotate_key)
         rt.tasks.append(asyncio.create_task(_connect_kafka(spec, rt)))
         for job in spec.background:
             rt.tasks.append(asyncio.create_task(job(rt)))
@@ -199,12 +209,11 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
         rt.relay_task = asyncio.create_task(rt.relay.run())
         rt.tasks.append(rt.relay_task)
-        from wastetrail_contracts.keys import load_or_create_signing_key
-
-        key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
-        rt.checkpointer = Checkpointer(rt.store, key, key_id,
+        assert rt.signing_key is not None  # loaded at start-up, with the relay
+        rt.checkpointer = Checkpointer(rt.store, *rt.signing_key,
                                        every_events=settings.checkpoint_every_events,
-                                       every_seconds=settings.checkpoint_every_seconds)
+                                       every_seconds=settings.checkpoint_every_seconds,
+                                       witness=rt.witness)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
         broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
@@ -214,7 +223,7 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                     max_attempts=settings.consumer_max_attempts,
                                     backoff_seconds=settings.consumer_backoff_seconds,
                                     max_backoff_seconds=settings.consumer_max_backoff_seconds,
-                                    metrics=rt.metrics)
+                                    metrics=rt.metrics, witness=rt.witness)
             rt.runners.append(runner)
             rt.subscribers.append(_subscribe(broker, runner, settings.topic_prefix))
         rt.broker = broker  # set first, so shutdown stops it even if start is interrupted

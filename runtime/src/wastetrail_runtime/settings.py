@@ -26,6 +26,9 @@ class ServiceSettings(BaseSettings):
     local_dir: Path = LOCAL_DIR
     jwt_secret: str = ""
     keys_dir: Path = Field(default=LOCAL_DIR / "keys")
+    # A service whose key is missing after it signed refuses to start unless told to make
+    # a new one (wastetrail_runtime.signing).
+    rotate_key: bool = False
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -23,11 +24,15 @@ def catalog_topics(prefix: str = "") -> list[tuple[str, int, int]]:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: Iterable[tuple[str, int, int]] | None = None, prefix: str = ""
+    bootstrap: str, topics: Iterable[tuple[str, int, int]] | None = None, prefix: str = "",
+    **options: Any,
 ) -> list[str]:
-    """Create missing topics; returns the names created."""
-    wanted = list(topics) if topics is not None else catalog_topics(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create missing topics; returns the names created. ``options``: SASL options."""
+    # One entry per name: the broker refuses every topic named twice in one request (a
+    # broker that auto-creates topics used to hide that).
+    wanted = list({t[0]: t for t in (topics if topics is not None else catalog_topics(prefix))}
+                  .values())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
     await admin.start()
     created: list[str] = []
     try:
