@@ -426,9 +426,13 @@ def count_records(bootstrap: str, topic: str) -> int:
 
 
 def audit_replay(bootstrap: str, prefix: str, work_dir: Path,
-                 *collectors: Collector) -> dict[str, object]:
+                 *collectors: Collector, forged: frozenset[tuple[str, str]] = frozenset(),
+                 ) -> dict[str, object]:
     """Run ``audit replay`` on the scenario's topics; it must pass, and its projection (the
-    log alone) must hold exactly the accepted loads."""
+    log alone) must hold exactly the accepted loads.
+
+    ``forged``: (topic, kind) of records the scenario itself wrote outside the chain (junk
+    on a retry topic): the replay must flag exactly those, and nothing else."""
     from typer.testing import CliRunner
     from wastetrail_audit.cli import app as audit
 
@@ -436,8 +440,11 @@ def audit_replay(bootstrap: str, prefix: str, work_dir: Path,
         "replay", "--bootstrap", bootstrap, "--topic-prefix", prefix,
         "--keys-dir", str(ROOT / ".local" / "keys"), "--work-dir", str(work_dir), "--quiet",
         "--json"])
-    assert result.exit_code == 0, result.output[-3000:]
+    assert result.exit_code == (1 if forged else 0), result.output[-3000:]
     summary: dict[str, object] = json.loads(result.output[result.output.index("{"):])
+    failures = summary.get("failures")
+    assert isinstance(failures, list)
+    assert {(str(f["topic"]), str(f["kind"])) for f in failures} == set(forged), failures
     if collectors:
         with contextlib.closing(sqlite3.connect(work_dir / "projection.sqlite")) as db:
             loads = {row[0]: row[1] for row in db.execute("SELECT load_id, grams FROM loads")}

@@ -118,7 +118,10 @@ async def test_consumer_faults_dead_letter_publish_kill_between_commits_postgres
                 assert letters and set(letters) == {poison}, letters
                 # The committed batch was delivered again and skipped as redeliveries.
                 assert billing.metric("wastetrail_events_duplicate_total") > 0
-                audit_replay(scenario.bootstrap, scenario.prefix, tmp_path / "a1", collector)
+                # The junk this test put on the retry topic is the one thing the audit flags.
+                junk = frozenset({(retry, "retry_forged")})
+                audit_replay(scenario.bootstrap, scenario.prefix, tmp_path / "a1", collector,
+                             forged=junk)
 
                 # Phase 3: PostgreSQL unreachable for 30 s while scans go on.
                 dead_letters_before = len(letters)
@@ -138,7 +141,8 @@ async def test_consumer_faults_dead_letter_publish_kill_between_commits_postgres
             assert count_records(scenario.bootstrap, dlq) == dead_letters_before
     finally:
         link.close()
-    audit_replay(scenario.bootstrap, scenario.prefix, tmp_path / "a2", collector)
+    audit_replay(scenario.bootstrap, scenario.prefix, tmp_path / "a2", collector,
+                 forged=frozenset({(retry, "retry_forged")}))
 
 
 async def test_broker_killed_under_live_scans_then_restarted(
