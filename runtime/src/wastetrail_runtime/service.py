@@ -33,7 +33,7 @@ from wastetrail_runtime.problems import install_problem_handlers
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
 from wastetrail_runtime.store import EventStore, ServiceMetadata
-from wastetrail_runtime.topics import catalog_topics, ensure_topics
+from wastetrail_runtime.topics import TopicLayout, catalog_topics, ensure_topics
 
 log = get_logger(__name__)
 
@@ -173,7 +173,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
              for name in (retry_topic(c.name, settings.topic_prefix),
                           dead_letter_topic(c.name, settings.topic_prefix))]
     await ensure_topics(settings.kafka_bootstrap_servers,
-                        catalog_topics(settings.topic_prefix) + extra)
+                        catalog_topics(settings.topic_prefix, settings.topic_partitions) + extra,
+                        layout=TopicLayout.from_settings(settings))
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)

@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
+    # Topic layout: 0 partitions keeps each catalog topic's own count; one broker locally
+    # (replication 1), three in a cluster (replication 3, min.insync.replicas 2).
+    topic_partitions: int = Field(default=0, ge=0)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 0
     local_dir: Path = LOCAL_DIR
