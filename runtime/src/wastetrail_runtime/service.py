@@ -181,7 +181,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
         rt.tasks.append(asyncio.create_task(rt.relay.run()))
         from wastetrail_contracts.keys import load_or_create_signing_key
 
-        key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key")
+        key, key_id = load_or_create_signing_key(settings.keys_dir / f"{spec.name}.key",
+                                                  settings.public_keys_dir)
         rt.checkpointer = Checkpointer(rt.store, key, key_id,
                                        every_events=settings.checkpoint_every_events,
                                        every_seconds=settings.checkpoint_every_seconds)

@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     local_dir: Path = LOCAL_DIR
     jwt_secret: str = ""
     keys_dir: Path = Field(default=LOCAL_DIR / "keys")
+    # Where the public key is published (default: beside the private key in keys_dir).
+    public_keys_dir: Path | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
