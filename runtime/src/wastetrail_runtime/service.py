@@ -26,6 +26,7 @@ from wastetrail_runtime.checkpoints import Checkpointer
 from wastetrail_runtime.clock import Clock, SystemClock
 from wastetrail_runtime.consumer import Consumer, ConsumerRunner, Record, retry_topic
 from wastetrail_runtime.db import Database
+from wastetrail_runtime.lag import lag_monitor
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
@@ -199,6 +200,7 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
             _subscribe(broker, runner, settings.topic_prefix)
         rt.broker = broker  # set first, so shutdown stops it even if start is interrupted
         await broker.start()
+        rt.tasks.append(asyncio.create_task(lag_monitor(settings, consumers, rt.metrics).run()))
     rt.kafka_ready = True
     log.info("service.kafka_ready", consumers=[c.name for c in consumers])
 

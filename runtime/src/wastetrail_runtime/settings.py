@@ -40,6 +40,7 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_seconds: float = Field(default=0.05, ge=0)
     run_consumers: bool = True
+    lag_poll_seconds: float = Field(default=15.0, gt=0)
     run_relay: bool = True
     log_level: str = "INFO"
 
