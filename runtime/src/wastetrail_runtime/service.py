@@ -189,7 +189,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                        every_seconds=settings.checkpoint_every_seconds)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
-        broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        # FastStream passes a string on as one host: give it the list (a cluster has several)
+        broker = KafkaBroker(settings.kafka_bootstrap_servers.split(","), logger=None)
         for consumer in consumers:
             runner = ConsumerRunner(consumer, rt.store, rt.producer,
                                     topic_prefix=settings.topic_prefix,
