@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help bootstrap up down status test demo bench lint schemas clean
+.PHONY: help bootstrap up down status test demo bench lint schemas clean cluster cluster-down
 
 help:
 	@echo "make demo    - install what is missing, start Kafka, PostgreSQL and the services, simulate a province, audit it"
@@ -14,6 +14,8 @@ help:
 	@echo "make status  - what runs"
 	@echo "make bench   - benchmarks against bare baselines (JSON under bench/results/)"
 	@echo "make lint    - ruff and mypy --strict"
+	@echo "make cluster - three local Kafka brokers (RF 3, min ISR 2) and two replicas of every service"
+	@echo "make cluster-down - stop them"
 
 bootstrap:
 	@bash deploy/local/bootstrap.sh
@@ -31,6 +33,13 @@ test: bootstrap
 	@bash deploy/local/kafka.sh start
 	@bash deploy/local/postgres.sh start
 	@$(RUN) pytest -q -p no:cacheprovider
+
+cluster: bootstrap
+	@bash deploy/local/postgres.sh start
+	@bash deploy/local/cluster.sh start
+
+cluster-down:
+	@bash deploy/local/cluster.sh stop
 
 demo: bootstrap
 	@$(RUN) wastetrail demo

@@ -52,6 +52,18 @@ def test_later_uses_load_the_same_key_and_restore_a_lost_public_key(tmp_path: Pa
     assert list(load_public_keys(tmp_path)) == [first_id]
 
 
+def test_a_deployment_publishes_only_public_keys_in_a_shared_directory(tmp_path: Path) -> None:
+    shared = tmp_path / "public"
+    _, collection_id = load_or_create_signing_key(tmp_path / "collection" / "collection.key",
+                                                  shared)
+    _, billing_id = load_or_create_signing_key(tmp_path / "billing" / "billing.key", shared)
+
+    assert sorted(p.name for p in shared.iterdir()) == ["billing.pub", "collection.pub"]
+    assert set(load_public_keys(shared)) == {collection_id, billing_id}
+    assert not (tmp_path / "collection" / "collection.pub").exists()
+    assert list((tmp_path / "billing").iterdir()) == [tmp_path / "billing" / "billing.key"]
+
+
 def test_auditor_verifies_checkpoints_with_the_published_keys(tmp_path: Path) -> None:
     key, key_id = load_or_create_signing_key(tmp_path / "collection.key")
     load_or_create_signing_key(tmp_path / "billing.key")

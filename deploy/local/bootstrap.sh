@@ -27,6 +27,7 @@ fi
 
 command -v java >/dev/null || { echo "bootstrap: installing Java 17"; apt_install openjdk-17-jre-headless; }
 command -v mvn >/dev/null || { echo "bootstrap: installing Maven"; apt_install maven; }
+command -v promtool >/dev/null || { echo "bootstrap: installing promtool (Prometheus, alert rule checks)"; apt_install --no-install-recommends prometheus; }
 command -v chromium >/dev/null || { echo "bootstrap: installing Chromium (browser tests)"; apt_install chromium; }
 command -v caddy >/dev/null || { echo "bootstrap: installing Caddy (the one-origin reverse proxy)"; apt_install caddy; }
 bash deploy/local/postgres.sh install

@@ -93,9 +93,9 @@ def serve(service: Annotated[str, typer.Argument(help="collection|transfer|treat
     application = module.create_app()
     settings = application.state.settings if hasattr(application.state, "settings") else None
     port = settings.resolved_http_port() if settings else processes.PORTS[service]
+    host = settings.http_host if settings else "127.0.0.1"
     _tune_gc()
-    uvicorn.run(application, host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 
 def _tune_gc() -> None:

@@ -106,11 +106,15 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def load_or_create_signing_key(path: Path | str) -> tuple[Ed25519PrivateKey, str]:
+def load_or_create_signing_key(
+    path: Path | str, public_dir: Path | str | None = None
+) -> tuple[Ed25519PrivateKey, str]:
     """The service's signing key and its key id; generated on first use.
 
-    Also (re)writes the public key beside it (``<name>.pub``) when it is missing or does
-    not match, so the auditors' key directory can simply be the services' key directory.
+    Also (re)writes the public key (``<name>.pub``) when it is missing or does not match:
+    beside the private key by default, so the auditors' key directory can simply be the
+    services' key directory on one machine; in ``public_dir`` when given, so a deployment
+    shares only the public keys and each private key stays in its service's own volume.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +123,9 @@ def load_or_create_signing_key(path: Path | str) -> tuple[Ed25519PrivateKey, str
     key = load_private_key(path)
     public = key.public_key()
     pub_path = public_key_path(path)
+    if public_dir is not None:
+        pub_path = Path(public_dir) / pub_path.name
+        pub_path.parent.mkdir(parents=True, exist_ok=True)
     pem = public_key_pem(public)
     if not pub_path.exists() or pub_path.read_bytes() != pem:
         _replace(pub_path, pem, 0o644)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 
 class Metrics:
@@ -10,6 +18,10 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
+        # process_* (CPU, resident memory, open files), python_gc_*, python_info
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         labels = {"service": service}
         self.events_appended = Counter(
             "wastetrail_events_appended_total", "Events appended to the event store",
@@ -32,6 +44,9 @@ class Metrics:
         self.outbox_pending = Gauge(
             "wastetrail_outbox_pending", "Outbox rows not yet published",
             ["service"], registry=self.registry).labels(**labels)
+        self.vnpay_ipn = Counter(
+            "wastetrail_vnpay_ipn_total", "VNPay IPN calls answered, by RspCode (00: recorded)",
+            ["service", "rsp_code"], registry=self.registry)
         self.http_latency = Histogram(
             "wastetrail_http_request_seconds", "HTTP request latency",
             ["service", "method", "route", "status"], registry=self.registry,

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+# pg_advisory_xact_lock key serialising migrations of one database ("WTMIGRAT").
+MIGRATION_LOCK_KEY = 0x57544D4947524154
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
@@ -46,6 +49,11 @@ def run_env(target_metadata: MetaData) -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=is_sqlite, compare_type=True)
         with context.begin_transaction():
+            if not is_sqlite:
+                # Replicas of a service start together on one database: one migrates, the
+                # others wait here and then find the database at head (DDL is transactional).
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                   {"k": MIGRATION_LOCK_KEY})
             context.run_migrations()
 
     async def run() -> None:

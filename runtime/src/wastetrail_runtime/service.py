@@ -30,6 +30,7 @@ from wastetrail_runtime.db import Database
 from wastetrail_runtime.forwarded import ForwardedPrefix
 from wastetrail_runtime.guard import RequestGuard
 from wastetrail_runtime.integrity import HeadWitness
+from wastetrail_runtime.lag import lag_monitor
 from wastetrail_runtime.logging import configure_logging, correlation_id_var, get_logger
 from wastetrail_runtime.metrics import Metrics
 from wastetrail_runtime.migrations import upgrade_to_head
@@ -38,7 +39,7 @@ from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.settings import ServiceSettings
 from wastetrail_runtime.signing import service_signing_key
 from wastetrail_runtime.store import EventStore, ServiceMetadata
-from wastetrail_runtime.topics import catalog_topics, ensure_topics
+from wastetrail_runtime.topics import TopicLayout, catalog_topics, ensure_topics
 from wastetrail_runtime.transient import Backoff
 
 log = get_logger(__name__)
@@ -157,7 +158,8 @@ def build_service(
         if settings.run_relay:
             # Before serving: a service whose key went missing must not start at all.
             rt.signing_key = await service_signing_key(
-                store, settings.keys_dir / f"{spec.name}.key", rotate=settings.rotate_key)
+                store, settings.keys_dir / f"{spec.name}.key", rotate=settings.rotate_key,
+                public_dir=settings.public_keys_dir)
         rt.tasks.append(asyncio.create_task(_connect_kafka(spec, rt)))
         for job in spec.background:
             rt.tasks.append(asyncio.create_task(job(rt)))
@@ -201,9 +203,10 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     extra = [(name, 1, DLQ_RETENTION_MS) for c in consumers
              for name in (retry_topic(c.name, settings.topic_prefix),
                           dead_letter_topic(c.name, settings.topic_prefix))]
-    topics = catalog_topics(settings.topic_prefix) + extra
-    await _until_done("ensure_topics",
-                      lambda: ensure_topics(settings.kafka_bootstrap_servers, topics))
+    topics = catalog_topics(settings.topic_prefix, settings.topic_partitions) + extra
+    layout = TopicLayout.from_settings(settings)
+    await _until_done("ensure_topics", lambda: ensure_topics(
+        settings.kafka_bootstrap_servers, topics, layout=layout))
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
@@ -216,7 +219,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                        witness=rt.witness)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
-        broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        # FastStream passes a string on as one host: give it the list (a cluster has several)
+        broker = KafkaBroker(settings.kafka_bootstrap_servers.split(","), logger=None)
         for consumer in consumers:
             runner = ConsumerRunner(consumer, rt.store, rt.producer,
                                     topic_prefix=settings.topic_prefix,
@@ -237,6 +241,7 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                 raise
 
         await _until_done("broker.start", start_broker)
+        rt.tasks.append(asyncio.create_task(lag_monitor(settings, consumers, rt.metrics).run()))
     rt.kafka_ready = True
     log.info("service.kafka_ready", consumers=[c.name for c in consumers])
 

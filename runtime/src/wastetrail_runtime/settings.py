@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = ""
+    # Topic layout: 0 partitions keeps each catalog topic's own count; one broker locally
+    # (replication 1), three in a cluster (replication 3, min.insync.replicas 2).
+    topic_partitions: int = Field(default=0, ge=0)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 0
     local_dir: Path = LOCAL_DIR
@@ -29,6 +34,8 @@ class ServiceSettings(BaseSettings):
     # A service whose key is missing after it signed refuses to start unless told to make
     # a new one (wastetrail_runtime.signing).
     rotate_key: bool = False
+    # Where the public key is published (default: beside the private key in keys_dir).
+    public_keys_dir: Path | None = None
     checkpoint_every_events: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=10.0, gt=0)
     relay_batch_size: int = Field(default=500, ge=1)
@@ -39,6 +46,7 @@ class ServiceSettings(BaseSettings):
     # apart (transient failures are never dead-lettered).
     consumer_max_backoff_seconds: float = Field(default=5.0, gt=0)
     run_consumers: bool = True
+    lag_poll_seconds: float = Field(default=15.0, gt=0)
     run_relay: bool = True
     log_level: str = "INFO"
     # Request bodies above this are refused (413) before they are parsed or authenticated;

@@ -39,7 +39,7 @@ class MissingSigningKey(RuntimeError):
 
 
 async def service_signing_key(
-    store: EventStore, path: Path, *, rotate: bool = False
+    store: EventStore, path: Path, *, rotate: bool = False, public_dir: Path | None = None
 ) -> tuple[Ed25519PrivateKey, str]:
     """The key to sign checkpoints with, and its key id (see the module docstring)."""
     if rotate:
@@ -49,7 +49,7 @@ async def service_signing_key(
             f"{path} is missing, but {store.service} has signed checkpoints with a key: "
             "restore it, or start with WASTETRAIL_ROTATE_KEY=1 to make a new one "
             "(which the auditors must then trust)")
-    return load_or_create_signing_key(path)
+    return load_or_create_signing_key(path, public_dir)
 
 
 async def rotate_signing_key(store: EventStore, path: Path) -> tuple[Ed25519PrivateKey, str]:

@@ -136,3 +136,16 @@ async def test_a_cashier_records_cash_up_to_what_is_due(billing: Billing) -> Non
     assert r.status_code == 201 and r.json()["amount"] == 60_000
     account = (await billing.client.get("/v1/accounts/HH-1", headers=cashier)).json()
     assert account["balance_due"] == 60_000
+
+
+async def test_ipn_answers_are_counted_by_rsp_code_for_the_alerts(
+        with_sandbox: tuple[Billing, str]) -> None:
+    billing, sandbox = with_sandbox
+    await pay_through_sandbox(billing, sandbox, await february_invoice(billing))
+    forged = await billing.client.get("/v1/payments/vnpay/ipn?vnp_TxnRef=x&vnp_SecureHash=00")
+    assert forged.json()["RspCode"] == "97"
+
+    text = (await billing.client.get("/metrics")).text
+    assert 'wastetrail_vnpay_ipn_total{rsp_code="00",service="billing"} 1.0' in text
+    assert 'wastetrail_vnpay_ipn_total{rsp_code="97",service="billing"} 1.0' in text
+    assert "process_resident_memory_bytes" in text

@@ -356,6 +356,7 @@ async def vnpay_ipn(request: Request) -> JSONResponse:
     rt = runtime_of(request)
     params = dict(request.query_params)
     decision = await payments.handle_ipn(rt.store, settings_of(rt).vnpay_config(), params)
+    rt.metrics.vnpay_ipn.labels(rt.metrics.service, decision.rsp_code).inc()
     return JSONResponse(decision.body())
 
 
