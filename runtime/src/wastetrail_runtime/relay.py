@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select, text, update
@@ -32,10 +33,12 @@ log = get_logger(__name__)
 _PURGE_EVERY_SECONDS = 60.0
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all), the only kind the runtime uses."""
+def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all), the only kind the runtime uses; ``options``: the
+    principal's SASL options (``ServiceSettings.kafka_options``)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **options,
         enable_idempotence=True,
         acks="all",
         linger_ms=5,

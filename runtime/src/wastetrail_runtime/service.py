@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from wastetrail_contracts.topics import DLQ_RETENTION_MS, dead_letter_topic
@@ -80,9 +81,10 @@ class ServiceRuntime:
     kafka_ready: bool = False
 
 
-async def _start_producer(bootstrap: str, attempts: int = 60) -> AIOKafkaProducer:
+async def _start_producer(bootstrap: str, attempts: int = 60, **options: Any
+                          ) -> AIOKafkaProducer:
     for attempt in range(attempts):
-        producer = make_producer(bootstrap)
+        producer = make_producer(bootstrap, **options)
         try:
             await producer.start()
             return producer
@@ -177,13 +179,15 @@ def build_service(
 async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     """Connect to Kafka in the background so HTTP answers while the broker is away."""
     settings = rt.settings
-    rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000)
+    options = settings.kafka_options()
+    rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000,
+                                        **options)
     consumers = spec.consumers(rt) if spec.consumers and settings.run_consumers else ()
     extra = [(name, 1, DLQ_RETENTION_MS) for c in consumers
              for name in (retry_topic(c.name, settings.topic_prefix),
                           dead_letter_topic(c.name, settings.topic_prefix))]
     await ensure_topics(settings.kafka_bootstrap_servers,
-                        catalog_topics(settings.topic_prefix) + extra)
+                        catalog_topics(settings.topic_prefix) + extra, **options)
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
@@ -195,7 +199,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
                                        witness=rt.witness)
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
-        broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None,
+                             security=_security(settings))
         for consumer in consumers:
             runner = ConsumerRunner(consumer, rt.store, rt.producer,
                                     topic_prefix=settings.topic_prefix,
@@ -208,6 +213,14 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
         await broker.start()
     rt.kafka_ready = True
     log.info("service.kafka_ready", consumers=[c.name for c in consumers])
+
+
+def _security(settings: ServiceSettings) -> BaseSecurity | None:
+    """FastStream's form of the service's SASL principal."""
+    if not settings.kafka_username:
+        return None
+    kind = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return kind(settings.kafka_username, settings.kafka_password)
 
 
 def _install_middleware(app: FastAPI, service: str) -> None:

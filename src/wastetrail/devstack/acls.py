@@ -30,7 +30,7 @@ from kafka.admin import (
     ResourceType,
 )
 from kafka.errors import TopicAlreadyExistsError
-from wastetrail_contracts.topics import CONSUMERS, event_topic
+from wastetrail_contracts.topics import CONSUMERS, event_topic, kafka_client_options
 from wastetrail_runtime.topics import catalog_topics
 
 Grant = tuple[str, ResourceType, str, ACLResourcePatternType, ACLOperation]
@@ -59,8 +59,8 @@ def grants(prefix: str = "") -> Iterator[Grant]:
 
 def sasl_options(username: str, password: str) -> dict[str, str]:
     """The client options of a SCRAM-SHA-256 principal (kafka-python and aiokafka alike)."""
-    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
-            "sasl_plain_username": username, "sasl_plain_password": password}
+    return kafka_client_options({"WASTETRAIL_KAFKA_USERNAME": username,
+                                 "WASTETRAIL_KAFKA_PASSWORD": password})
 
 
 def apply(bootstrap: str, admin_password: str, prefix: str = "") -> int:
