@@ -24,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select, text, update
+from wastetrail_contracts.topics import kafka_client_options
 
 from wastetrail_runtime.logging import get_logger
 from wastetrail_runtime.metrics import Metrics
@@ -35,10 +36,11 @@ _PURGE_EVERY_SECONDS = 60.0
 
 def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
     """An idempotent producer (acks=all), the only kind the runtime uses; ``options``: the
-    principal's SASL options (``ServiceSettings.kafka_options``)."""
+    principal's SASL options (``ServiceSettings.kafka_options``; default: the environment's,
+    ``topics.kafka_client_options``)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
-        **options,
+        **(options or kafka_client_options()),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,

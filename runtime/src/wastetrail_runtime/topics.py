@@ -7,7 +7,12 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from wastetrail_contracts.topics import CONSUMERS, DLQ_RETENTION_MS, all_topics
+from wastetrail_contracts.topics import (
+    CONSUMERS,
+    DLQ_RETENTION_MS,
+    all_topics,
+    kafka_client_options,
+)
 
 from wastetrail_runtime.consumer import retry_topic
 
@@ -32,7 +37,8 @@ async def ensure_topics(
     # broker that auto-creates topics used to hide that).
     wanted = list({t[0]: t for t in (topics if topics is not None else catalog_topics(prefix))}
                   .values())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
+                                **(options or kafka_client_options()))
     await admin.start()
     created: list[str] = []
     try:
