@@ -11,9 +11,15 @@ libs="$root/.local/downloads/kafka-libs"
 port="${WASTETRAIL_KAFKA_PORT:-9092}"
 controller_port="${WASTETRAIL_KAFKA_CONTROLLER_PORT:-9093}"
 pidfile="$state/kafka.pid"
-# WASTETRAIL_KAFKA_SASL=1: SASL/SCRAM-SHA-256 on the client listener, ACLs, no anonymous
-# access. Each principal's password is made here once, under .local (git-ignored), 0600.
-sasl="${WASTETRAIL_KAFKA_SASL:-0}"
+# SASL/SCRAM-SHA-256 on the client listener, ACLs, no anonymous access — the default for a
+# new log directory (WASTETRAIL_KAFKA_SASL=0 formats one without). A log directory formatted
+# before keeps what it was formatted with (the marker $state/sasl says SASL). Each
+# principal's password is made here once, under .local (git-ignored), 0600.
+if [ -f "$state/data/meta.properties" ]; then
+  sasl=$([ -f "$state/sasl" ] && echo 1 || echo 0)
+else
+  sasl="${WASTETRAIL_KAFKA_SASL:-1}"
+fi
 credentials="${WASTETRAIL_LOCAL_DIR:-$root/.local}/kafka-credentials"
 principals="admin collection transfer treatment billing audit operator"
 mkdir -p "$state"
@@ -144,6 +150,7 @@ start() {
     if [ "$sasl" = 1 ]; then mapfile -t scram < <(scram_arguments); fi
     java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool format --standalone \
       -t "$cluster_id" -c "$state/server.properties" "${scram[@]}" >/dev/null
+    if [ "$sasl" = 1 ]; then touch "$state/sasl"; else rm -f "$state/sasl"; fi
   fi
   nohup java -cp "$cp" "${java_opts[@]}" kafka.Kafka "$state/server.properties" \
     >"$state/stdout.log" 2>&1 &

@@ -2,8 +2,8 @@
 with WASTETRAIL_KAFKA_SASL=1, ACLs from wastetrail.devstack.acls): each service writes only
 its own topic, the auditor only reads, anonymous clients get nothing.
 
-Runs when WASTETRAIL_SASL_BOOTSTRAP (host:port) and WASTETRAIL_KAFKA_CREDENTIALS (the
-broker's credentials directory, one password file per principal) point at such a broker.
+Runs on the local broker when it runs with SASL, or on the broker WASTETRAIL_SASL_BOOTSTRAP
+(host:port) and WASTETRAIL_KAFKA_CREDENTIALS (one password file per principal) name.
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from wastetrail_contracts.topics import event_topic
 
 from wastetrail.devstack.acls import sasl_options
+from wastetrail.devstack.infra import KAFKA_BOOTSTRAP, kafka_credentials
 
-BOOTSTRAP = os.environ.get("WASTETRAIL_SASL_BOOTSTRAP", "")
-CREDENTIALS = Path(os.environ.get("WASTETRAIL_KAFKA_CREDENTIALS", "/nonexistent"))
+# The local broker when it runs with SASL (kafka.sh's default for a new log directory), or
+# the broker these variables name.
+_LOCAL = kafka_credentials()
+BOOTSTRAP = os.environ.get("WASTETRAIL_SASL_BOOTSTRAP") or (
+    os.environ.get("KAFKA_BOOTSTRAP_SERVERS", KAFKA_BOOTSTRAP) if _LOCAL else "")
+CREDENTIALS = Path(os.environ.get("WASTETRAIL_KAFKA_CREDENTIALS") or _LOCAL or "/nonexistent")
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not BOOTSTRAP or not CREDENTIALS.is_dir(),

@@ -28,10 +28,13 @@ def _answers(host: str, port: int) -> bool:
 
 def kafka_credentials() -> Path | None:
     """The directory of the local SASL broker's passwords (one file per principal), when
-    the broker runs with SASL (``WASTETRAIL_KAFKA_SASL=1``); None for a PLAINTEXT broker."""
-    if os.environ.get("WASTETRAIL_KAFKA_SASL", "0") != "1":
+    the local broker runs with SASL (kafka.sh marks its log directory; or
+    ``WASTETRAIL_KAFKA_SASL=1``); None for a PLAINTEXT broker."""
+    local = Path(os.environ.get("WASTETRAIL_LOCAL_DIR") or ROOT / ".local")
+    flag = os.environ.get("WASTETRAIL_KAFKA_SASL")
+    if flag == "0" or (flag != "1" and not (local / "kafka" / "sasl").is_file()):
         return None
-    return Path(os.environ.get("WASTETRAIL_LOCAL_DIR") or ROOT / ".local") / "kafka-credentials"
+    return local / "kafka-credentials"
 
 
 def principal_env(name: str) -> dict[str, str]:
