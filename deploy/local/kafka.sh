@@ -11,14 +11,14 @@ libs="$root/.local/downloads/kafka-libs"
 port="${WASTETRAIL_KAFKA_PORT:-9092}"
 controller_port="${WASTETRAIL_KAFKA_CONTROLLER_PORT:-9093}"
 pidfile="$state/kafka.pid"
-# SASL/SCRAM-SHA-256 on the client listener, ACLs, no anonymous access — the default for a
-# new log directory (WASTETRAIL_KAFKA_SASL=0 formats one without). A log directory formatted
+# SASL/SCRAM-SHA-256 on the client listener, ACLs, no anonymous access — opt-in for a new
+# log directory (WASTETRAIL_KAFKA_SASL=1; not yet the default: see docs/ARCHITECTURE.md). A log directory formatted
 # before keeps what it was formatted with (the marker $state/sasl says SASL). Each
 # principal's password is made here once, under .local (git-ignored), 0600.
 if [ -f "$state/data/meta.properties" ]; then
   sasl=$([ -f "$state/sasl" ] && echo 1 || echo 0)
 else
-  sasl="${WASTETRAIL_KAFKA_SASL:-1}"
+  sasl="${WASTETRAIL_KAFKA_SASL:-0}"
 fi
 credentials="${WASTETRAIL_LOCAL_DIR:-$root/.local}/kafka-credentials"
 principals="admin collection transfer treatment billing audit operator"
