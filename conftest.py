@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from wastetrail_contracts.topics import kafka_client_options
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -29,7 +30,12 @@ def _docker_answers() -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """A reachable Kafka bootstrap address (a real broker)."""
+    """A reachable Kafka bootstrap address (a real broker). With WASTETRAIL_KAFKA_SASL=1 the
+    tests (and the services they start) authenticate as the broker's super user: they make
+    topics under their own prefix; the ACLs themselves are tested in test_broker_access."""
+    from wastetrail.devstack.infra import principal_env
+
+    os.environ.update(principal_env("admin"))
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
         yield env
@@ -73,7 +79,7 @@ def topic_prefix(kafka_bootstrap: str) -> Iterator[str]:
     from kafka.admin import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_client_options())
     except Exception:  # the broker is gone: nothing to tidy
         return
     try:

@@ -99,6 +99,8 @@ async def ours_relay(url: str, bootstrap: str, prefix: str, events: int, batch: 
     """(relay events/s, bare aiokafka producer events/s) for the same number of records."""
     db, store = await _store(url, prefix)
     await ensure_topics(bootstrap, prefix=prefix)
+    # The bare producer's topic too: a SASL broker creates no topic on first use.
+    await ensure_topics(bootstrap, [(store.topic + ".bare", 4, -1)])
     for start in range(0, events, batch):
         async with store.unit_of_work() as uow:
             for i in range(start, min(start + batch, events)):

@@ -19,6 +19,7 @@ from types import TracebackType
 import asyncpg
 import psutil
 from aiokafka.admin import AIOKafkaAdminClient
+from wastetrail_contracts.topics import kafka_client_options
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -167,7 +168,7 @@ MB = 1024 * 1024
 async def delete_topics(bootstrap: str, prefix: str) -> None:
     """Delete every topic whose name starts with ``prefix`` (a run's topics): a broker that
     keeps thousands of old partitions gets slower for every later run."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     await admin.start()
     try:
         doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -34,6 +34,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from wastetrail_contracts.enums import Role
+from wastetrail_contracts.topics import kafka_client_options
 from wastetrail_runtime.auth import issue_token
 from wastetrail_runtime.topics import ensure_topics
 
@@ -304,16 +305,18 @@ async def latency(sender: Sender, billing: asyncpg.Connection, *, batch: int, ra
 
 async def bare_kafka(bootstrap: str, topic: str, messages: int, size: int = 1000) -> float:
     """Messages/s produced and consumed (to the last one) by bare aiokafka."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 4, 1)])
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                **kafka_client_options(), auto_offset_reset="earliest",
                                 group_id=f"bench-{uuid.uuid4().hex[:6]}")
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap,
+                                **kafka_client_options(), acks="all", linger_ms=5)
     await producer.start()
     value = b"x" * size
     try:

@@ -37,7 +37,7 @@ from wastetrail_contracts.codec import canonical_bytes, encode, envelope_hash, e
 from wastetrail_contracts.envelope import SYSTEM_ACTOR, uuid7
 from wastetrail_contracts.examples import EXAMPLES
 from wastetrail_contracts.keys import key_id_for
-from wastetrail_contracts.topics import EVENT_TOPICS
+from wastetrail_contracts.topics import EVENT_TOPICS, kafka_client_options
 
 from bench.common import MB, PeakRss, Result, median, result, table
 from wastetrail.devstack.infra import KAFKA_BOOTSTRAP
@@ -85,7 +85,7 @@ def generate(bootstrap: str, prefix: str, events: int, *, checkpoint_every: int 
              ) -> GeneratedLog:
     """Write ``events`` hash-chained envelopes (checkpoints included) under ``prefix``."""
     services = list(EVENT_TOPICS)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     try:
         admin.create_topics([NewTopic(s.qualified(prefix), s.partitions, 1)
                              for s in EVENT_TOPICS.values()])
@@ -100,7 +100,8 @@ def generate(bootstrap: str, prefix: str, events: int, *, checkpoint_every: int 
     # Idempotent, like the services' relay: a batch retried on a busy broker (the topics
     # were just created; their leaders may still be moving) must not land after the next
     # one, or the replay rightly reports the chain reordered.
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    producer = KafkaProducer(bootstrap_servers=bootstrap,
+                             **kafka_client_options(), acks="all", enable_idempotence=True,
                              linger_ms=20, batch_size=512 * 1024,
                              max_request_size=4 * 1024 * 1024)
     per_chain, extra = divmod(events, len(chains))
@@ -182,7 +183,7 @@ def check_fast_path() -> None:
 
 def bare_read(bootstrap: str, prefix: str) -> tuple[int, float]:
     """One kafka-python consumer (CRC checks on) reading every event topic to its end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **kafka_client_options(), group_id=None,
                              enable_auto_commit=False, auto_offset_reset="earliest",
                              check_crcs=True, max_partition_fetch_bytes=4 * 1024 * 1024)
     try:
@@ -265,7 +266,7 @@ def run(bootstrap: str, *, events: int, runs: int, small_events: int | None = No
 
 
 def _delete_topics(bootstrap: str, prefixes: list[str]) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     try:
         admin.delete_topics([s.qualified(p) for p in prefixes for s in EVENT_TOPICS.values()])
     except Exception:  # noqa: S110 — leftover benchmark topics are harmless

@@ -25,7 +25,7 @@ from wastetrail_contracts.enums import ActorKind, Role
 from wastetrail_contracts.envelope import Actor, Envelope
 from wastetrail_contracts.events.integrity import WitnessedHead
 from wastetrail_contracts.keys import key_id_for, public_key_pem
-from wastetrail_contracts.topics import EVENT_TOPICS, partition_for
+from wastetrail_contracts.topics import EVENT_TOPICS, kafka_client_options, partition_for
 
 SERVICES = ("collection", "transfer", "treatment", "billing")
 OWNER = {"collection": "collection", "transfer": "transfer", "treatment": "treatment",
@@ -167,7 +167,7 @@ def dump(fields: Mapping[str, object]) -> bytes:
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 4) -> None:
     """The four event topics under a prefix."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     try:
         admin.create_topics(
             [NewTopic(spec.qualified(prefix), partitions, 1) for spec in EVENT_TOPICS.values()]
@@ -186,7 +186,8 @@ def produce(
     """Create the prefixed event topics and write each partition's records in order."""
     create_topics(bootstrap, prefix)
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        bootstrap_servers=bootstrap,
+        **kafka_client_options(), acks="all", enable_idempotence=True, linger_ms=5
     )
     try:
         for (service, partition), items in sorted(records.items()):

@@ -35,7 +35,7 @@ from wastetrail_contracts.events.billing import PaymentSucceeded
 from wastetrail_contracts.events.collection import CollectorRegistered
 from wastetrail_contracts.events.integrity import WitnessedHead
 from wastetrail_contracts.events.transfer import StationRegistered
-from wastetrail_contracts.topics import EVENT_TOPICS, retry_topic
+from wastetrail_contracts.topics import EVENT_TOPICS, kafka_client_options, retry_topic
 
 pytestmark = pytest.mark.integration
 Location = tuple[str, int, int, str]
@@ -74,7 +74,7 @@ def topic(log: ProducedLog, service: str) -> str:
 
 
 def admin(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap)
+    return KafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
 
 
 def delete_topic(bootstrap: str, name: str) -> None:
@@ -238,7 +238,8 @@ def test_a_forged_record_in_a_retry_topic(
     fields = load(genuine)
     fields["payload"] = {**fields["payload"], "grams": 99_000}  # type: ignore[dict-item]
     forged = dump(rehash(fields))  # a careful forger: the hash matches the new content
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap,
+                             **kafka_client_options(), acks="all")
     try:
         producer.send(retry, key=key, value=genuine, headers=origin)  # dlq replay's copy
         producer.send(retry, key=key, value=forged, headers=origin)

@@ -10,7 +10,7 @@ import pytest
 import toy
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from wastetrail_contracts import SYSTEM_ACTOR
-from wastetrail_contracts.topics import dead_letter_topic, event_topic
+from wastetrail_contracts.topics import dead_letter_topic, event_topic, kafka_client_options
 from wastetrail_runtime.consumer import ConsumerRunner, Record
 from wastetrail_runtime.relay import OutboxRelay, make_producer
 from wastetrail_runtime.service import ServiceRuntime
@@ -160,7 +160,8 @@ async def test_relay_publishes_in_chain_order_and_consumer_group_applies(
 
 async def _read_all(bootstrap: str, topic: str, partitions: int = 1
                     ) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap,
+                                **kafka_client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

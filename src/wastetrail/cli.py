@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -19,6 +20,21 @@ dlq_app = typer.Typer(help="Dead letters: inspect and re-drive poison events.",
 token_app = typer.Typer(help="Bearer tokens for the HTTP APIs.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(token_app, name="token")
+
+# The principal a command uses on the local SASL broker, unless WASTETRAIL_KAFKA_USERNAME
+# names one: auditors read only, the dead-letter tool is the operator, the stack's own
+# commands (up, demo, simulate) reset and create topics as the broker's super user.
+PRINCIPALS = {"audit": "audit", "dlq": "operator", "serve": ""}
+
+
+@app.callback()
+def _principal(ctx: typer.Context) -> None:
+    if os.environ.get("WASTETRAIL_KAFKA_USERNAME"):
+        return
+    who = PRINCIPALS.get(ctx.invoked_subcommand or "", "admin")
+    if who:
+        os.environ.update(infra.principal_env(who))
+
 
 try:
     from wastetrail_audit.cli import app as audit_app

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from wastetrail_contracts.topics import kafka_client_options
+
 from wastetrail.devstack import infra, processes, proxy
 
 OUT = Path("out/demo")
@@ -54,7 +56,7 @@ async def _delete_topics() -> int:
     from wastetrail_runtime.topics import catalog_topics
 
     wanted = {name for name, _parts, _ret in catalog_topics()}
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.KAFKA_BOOTSTRAP, **kafka_client_options())
     await admin.start()
     try:
         present = sorted(wanted & set(await admin.list_topics()))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from wastetrail_contracts.topics import CONSUMERS, dead_letter_topic
+from wastetrail_contracts.topics import CONSUMERS, dead_letter_topic, kafka_client_options
 from wastetrail_runtime.consumer import retry_topic
 
 
@@ -49,7 +49,8 @@ def list_dead_letters(bootstrap: str, prefix: str, consumer: str | None) -> Iter
     """Every dead letter of one or all consumers, oldest first."""
     for name in _consumers(consumer):
         topic = dead_letter_topic(name, prefix)
-        reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+        reader = KafkaConsumer(bootstrap_servers=bootstrap, **kafka_client_options(),
+                               enable_auto_commit=False,
                                consumer_timeout_ms=1500)
         try:
             partitions = reader.partitions_for_topic(topic) or set()
@@ -75,7 +76,8 @@ def list_dead_letters(bootstrap: str, prefix: str, consumer: str | None) -> Iter
 def replay_dead_letters(bootstrap: str, prefix: str, consumer: str, offset: int | None) -> int:
     """Copy dead letters to the consumer's retry topic; the consumer applies each at most once
     (its tracking table drops an event it already applied)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **kafka_client_options(), acks="all",
+                             enable_idempotence=True)
     count = 0
     try:
         for letter in list_dead_letters(bootstrap, prefix, consumer):

@@ -38,8 +38,14 @@ def services(kafka_bootstrap: str, topic_prefix: str, make_database: Callable[[s
     """The four services as processes; yields their base URLs."""
     from wastetrail_runtime.topics import ensure_topics
 
+    from wastetrail.devstack.acls import apply
+    from wastetrail.devstack.infra import kafka_credentials, principal_env
+
     prefix = f"{topic_prefix}e2e."
     asyncio.run(ensure_topics(kafka_bootstrap, prefix=prefix))
+    credentials = kafka_credentials()
+    if credentials is not None:  # a SASL broker: each service runs as its own principal
+        apply(kafka_bootstrap, (credentials / "admin").read_text().strip(), prefix)
     logs = tmp_path_factory.mktemp("e2e-logs")
     procs: list[subprocess.Popen[bytes]] = []
     urls: dict[str, str] = {}
@@ -58,6 +64,7 @@ def services(kafka_bootstrap: str, topic_prefix: str, make_database: Callable[[s
             "WASTETRAIL_VNPAY_HASH_SECRET": "E2ETESTSECRETNOTFORPRODUCTION000",
             "WASTETRAIL_VNPAY_PAYMENT_URL": "http://127.0.0.1:9/paymentv2/vpcpay.html",
             "WASTETRAIL_VNPAY_API_URL": "http://127.0.0.1:9/merchant_webapi/api/transaction",
+            **principal_env(service),
         })
         log = (logs / f"{service}.log").open("wb")
         procs.append(subprocess.Popen(

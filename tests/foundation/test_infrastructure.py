@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from wastetrail_contracts.topics import EVENT_TOPICS
+from wastetrail_contracts.topics import EVENT_TOPICS, kafka_client_options
 from wastetrail_runtime.relay import make_producer
 from wastetrail_runtime.topics import catalog_topics, ensure_topics
 
@@ -33,7 +33,8 @@ async def test_idempotent_producer_and_consumer_group_through_the_real_broker(
     finally:
         await producer.stop()
     group = f"g-{uuid.uuid4().hex[:8]}"
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+                                **kafka_client_options(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     received: list[bytes] = []
@@ -57,7 +58,7 @@ async def test_catalog_topics_have_their_partitions_and_infinite_retention(
     prefix = topic_prefix + "cat."
     await ensure_topics(kafka_bootstrap, prefix=prefix)
     assert await ensure_topics(kafka_bootstrap, prefix=prefix) == []  # a second run: nothing
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **kafka_client_options())
     await admin.start()
     try:
         names = [name for name, _p, _r in catalog_topics(prefix)]

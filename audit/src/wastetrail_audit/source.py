@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
-from wastetrail_contracts.topics import EVENT_TOPICS
+from wastetrail_contracts.topics import EVENT_TOPICS, kafka_client_options
 
 from wastetrail_audit.records import Failure, LogRecord, PartitionRef
 
@@ -83,7 +83,7 @@ def kafka_consumer(bootstrap: str) -> KafkaConsumer:
     """A consumer for manual assignment that never commits and always checks CRCs."""
     try:
         return KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            bootstrap_servers=bootstrap, **kafka_client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

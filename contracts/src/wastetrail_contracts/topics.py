@@ -8,6 +8,8 @@ they are the audit record.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SERVICES = ("collection", "transfer", "treatment", "billing")
@@ -146,6 +148,21 @@ def dead_letter_specs() -> list[TopicSpec]:
 def all_topics() -> list[TopicSpec]:
     """Every topic to create: event topics and dead-letter topics."""
     return [*EVENT_TOPICS.values(), *dead_letter_specs()]
+
+
+def kafka_client_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """How a Kafka client authenticates (kafka-python and aiokafka name the options alike):
+    SASL/SCRAM as ``WASTETRAIL_KAFKA_USERNAME`` / ``WASTETRAIL_KAFKA_PASSWORD`` when set
+    (``WASTETRAIL_KAFKA_SASL_MECHANISM``, default SCRAM-SHA-256); nothing for a PLAINTEXT
+    broker. Every client of the project — services, audit, dlq, bench, tests — uses it."""
+    env = os.environ if environ is None else environ
+    username = env.get("WASTETRAIL_KAFKA_USERNAME", "")
+    if not username:
+        return {}
+    return {"security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": env.get("WASTETRAIL_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-256",
+            "sasl_plain_username": username,
+            "sasl_plain_password": env.get("WASTETRAIL_KAFKA_PASSWORD", "")}
 
 
 def murmur2(data: bytes) -> int:

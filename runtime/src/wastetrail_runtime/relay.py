@@ -20,9 +20,11 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import delete, func, select, text, update
+from wastetrail_contracts.topics import kafka_client_options
 
 from wastetrail_runtime.failpoints import failpoint
 from wastetrail_runtime.logging import get_logger
@@ -33,10 +35,13 @@ log = get_logger(__name__)
 _PURGE_EVERY_SECONDS = 60.0
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all), the only kind the runtime uses."""
+def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all), the only kind the runtime uses; ``options``: the
+    principal's SASL options (``ServiceSettings.kafka_options``; default: the environment's,
+    ``topics.kafka_client_options``)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(options or kafka_client_options()),
         enable_idempotence=True,
         acks="all",
         linger_ms=5,

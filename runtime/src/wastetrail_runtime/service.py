@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from wastetrail_contracts.topics import DLQ_RETENTION_MS, dead_letter_topic
@@ -89,9 +90,10 @@ class ServiceRuntime:
     kafka_ready: bool = False
 
 
-async def _start_producer(bootstrap: str, attempts: int = 60) -> AIOKafkaProducer:
+async def _start_producer(bootstrap: str, attempts: int = 60, **options: Any
+                          ) -> AIOKafkaProducer:
     for attempt in range(attempts):
-        producer = make_producer(bootstrap)
+        producer = make_producer(bootstrap, **options)
         try:
             await producer.start()
             return producer
@@ -198,7 +200,9 @@ def build_service(
 async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     """Connect to Kafka in the background so HTTP answers while the broker is away."""
     settings = rt.settings
-    rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000)
+    options = settings.kafka_options()
+    rt.producer = await _start_producer(settings.kafka_bootstrap_servers, attempts=10_000,
+                                        **options)
     consumers = spec.consumers(rt) if spec.consumers and settings.run_consumers else ()
     extra = [(name, 1, DLQ_RETENTION_MS) for c in consumers
              for name in (retry_topic(c.name, settings.topic_prefix),
@@ -206,7 +210,7 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
     topics = catalog_topics(settings.topic_prefix, settings.topic_partitions) + extra
     layout = TopicLayout.from_settings(settings)
     await _until_done("ensure_topics", lambda: ensure_topics(
-        settings.kafka_bootstrap_servers, topics, layout=layout))
+        settings.kafka_bootstrap_servers, topics, layout=layout, **options))
     if settings.run_relay:
         rt.relay = OutboxRelay(rt.store, rt.producer, batch_size=settings.relay_batch_size,
                                poll_seconds=settings.relay_poll_seconds, metrics=rt.metrics)
@@ -220,7 +224,8 @@ async def _connect_kafka(spec: ServiceSpec, rt: ServiceRuntime) -> None:
         rt.tasks.append(asyncio.create_task(rt.checkpointer.run()))
     if consumers:
         # FastStream passes a string on as one host: give it the list (a cluster has several)
-        broker = KafkaBroker(settings.kafka_bootstrap_servers.split(","), logger=None)
+        broker = KafkaBroker(settings.kafka_bootstrap_servers.split(","), logger=None,
+                             security=_security(settings))
         for consumer in consumers:
             runner = ConsumerRunner(consumer, rt.store, rt.producer,
                                     topic_prefix=settings.topic_prefix,
@@ -285,6 +290,14 @@ async def _broker_answers(rt: ServiceRuntime) -> bool:
     except Exception:
         return False
     return True
+
+
+def _security(settings: ServiceSettings) -> BaseSecurity | None:
+    """FastStream's form of the service's SASL principal."""
+    if not settings.kafka_username:
+        return None
+    kind = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return kind(settings.kafka_username, settings.kafka_password)
 
 
 def _install_middleware(app: FastAPI, service: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from wastetrail_contracts.topics import kafka_client_options
 
 LOCAL_DIR = Path(".local")
 DEFAULT_PORTS = {"collection": 8001, "transfer": 8002, "treatment": 8003, "billing": 8004}
@@ -20,6 +21,10 @@ class ServiceSettings(BaseSettings):
     service: str = ""
     database_url: str = ""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # SASL/SCRAM principal of this service (deploy/local/kafka.sh makes one per service).
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
     topic_prefix: str = ""
     # Topic layout: 0 partitions keeps each catalog topic's own count; one broker locally
     # (replication 1), three in a cluster (replication 3, min.insync.replicas 2).
@@ -52,6 +57,12 @@ class ServiceSettings(BaseSettings):
     # Request bodies above this are refused (413) before they are parsed or authenticated;
     # an offline batch of 1,000 scans is about 350 kB.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    def kafka_options(self) -> dict[str, str]:
+        """The Kafka client options of this service's principal (none on a PLAINTEXT broker)."""
+        return kafka_client_options({"WASTETRAIL_KAFKA_USERNAME": self.kafka_username,
+                                     "WASTETRAIL_KAFKA_PASSWORD": self.kafka_password,
+                                     "WASTETRAIL_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism})
 
     def resolved_database_url(self) -> str:
         """The database URL; SQLite under .local/ when none is configured (one machine)."""

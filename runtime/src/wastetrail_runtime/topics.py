@@ -9,7 +9,12 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from wastetrail_contracts.topics import CONSUMERS, DLQ_RETENTION_MS, all_topics
+from wastetrail_contracts.topics import (
+    CONSUMERS,
+    DLQ_RETENTION_MS,
+    all_topics,
+    kafka_client_options,
+)
 
 from wastetrail_runtime.consumer import retry_topic
 from wastetrail_runtime.settings import ServiceSettings
@@ -61,7 +66,8 @@ async def ensure_topics(
     # broker that auto-creates topics used to hide that).
     chosen = topics if topics is not None else catalog_topics(prefix, layout.partitions)
     wanted = list({t[0]: t for t in chosen}.values())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
+                                **(options or kafka_client_options()))
     await admin.start()
     created: list[str] = []
     try:

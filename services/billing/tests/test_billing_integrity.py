@@ -19,7 +19,12 @@ from test_billing_kafka import poll
 from wastetrail_contracts import SYSTEM_ACTOR, encode, uuid7
 from wastetrail_contracts.chain import ChainWriter
 from wastetrail_contracts.codec import canonical_bytes, envelope_hash
-from wastetrail_contracts.topics import dead_letter_topic, event_topic, retry_topic
+from wastetrail_contracts.topics import (
+    dead_letter_topic,
+    event_topic,
+    kafka_client_options,
+    retry_topic,
+)
 from wastetrail_runtime.clock import FixedClock
 
 pytestmark = pytest.mark.integration
@@ -60,7 +65,7 @@ async def test_forged_loads_are_dead_lettered_for_integrity_and_charge_nothing(
     on_retry = tampered(sealed[4][1], payload={"grams": 80_000})
     async with billing_factory(clock=clock, topic_prefix=prefix, run_consumers=True) as billing:
         await billing.publish_tariff("flat", FLAT_TARIFF.read_text())
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **kafka_client_options())
         await producer.start()
         try:
             for stream, value in [sealed[0], ("LI-2", bad_hash),
@@ -89,7 +94,8 @@ async def test_forged_loads_are_dead_lettered_for_integrity_and_charge_nothing(
 
 async def _dead_letters(bootstrap: str, prefix: str, count: int) -> list[dict[str, str]]:
     consumer = AIOKafkaConsumer(dead_letter_topic("billing.collection", prefix),
-                                bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                bootstrap_servers=bootstrap,
+                                **kafka_client_options(), auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     letters: list[dict[str, str]] = []

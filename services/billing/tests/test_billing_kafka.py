@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from billing_support import FLAT_TARIFF, Events
 from wastetrail_contracts import SYSTEM_ACTOR, decode, encode, parse_payload, uuid7
 from wastetrail_contracts.chain import ChainWriter
-from wastetrail_contracts.topics import event_topic
+from wastetrail_contracts.topics import event_topic, kafka_client_options
 from wastetrail_runtime.clock import FixedClock
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ async def test_consumers_read_kafka_and_invoices_reach_kafka(
         await billing.publish_tariff("flat", FLAT_TARIFF.read_text())
         topic = event_topic("collection", prefix)
         writer = ChainWriter("collection", topic, 0)
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, **kafka_client_options())
         await producer.start()
         try:
             for n, event in enumerate([
@@ -65,7 +65,7 @@ async def test_consumers_read_kafka_and_invoices_reach_kafka(
         assert run["issued"] == ["INV-202601-HH-K"]
 
         consumer = AIOKafkaConsumer(event_topic("billing", prefix),
-                                    bootstrap_servers=kafka_bootstrap,
+                                    bootstrap_servers=kafka_bootstrap, **kafka_client_options(),
                                     auto_offset_reset="earliest", enable_auto_commit=False)
         await consumer.start()
         seen: dict[str, dict[str, Any]] = {}

@@ -34,7 +34,7 @@ from wastetrail_contracts.events.billing import LedgerEntryPosted
 from wastetrail_contracts.events.collection import GeneratorRegistered, LoadCollected
 from wastetrail_contracts.events.transfer import Allocation, BatchConsolidated
 from wastetrail_contracts.events.treatment import BatchReceived, TreatmentRecorded
-from wastetrail_contracts.topics import event_topic
+from wastetrail_contracts.topics import event_topic, kafka_client_options
 from wastetrail_runtime.auth import issue_token
 from wastetrail_runtime.clock import FixedClock
 from wastetrail_runtime.db import Database
@@ -194,6 +194,7 @@ async def billing_events(bootstrap: str, prefix: str,
                          within: float = 30) -> list[tuple[str, Event]]:
     """(type, payload) of what billing published, read from Kafka until ``enough``."""
     consumer = AIOKafkaConsumer(event_topic("billing", prefix), bootstrap_servers=bootstrap,
+                                **kafka_client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     seen: list[tuple[str, Event]] = []

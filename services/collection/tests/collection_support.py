@@ -21,7 +21,7 @@ from wastetrail_collection.app import create_app
 from wastetrail_collection.settings import CollectionSettings
 from wastetrail_contracts import Envelope, Event, decode, parse_payload
 from wastetrail_contracts.enums import Role
-from wastetrail_contracts.topics import EVENT_TOPICS, event_topic
+from wastetrail_contracts.topics import EVENT_TOPICS, event_topic, kafka_client_options
 from wastetrail_runtime.auth import issue_token
 from wastetrail_runtime.clock import FixedClock
 from wastetrail_runtime.service import ServiceRuntime
@@ -65,7 +65,7 @@ class Service:
 
 async def ensure_topic(bootstrap: str, name: str, partitions: int) -> None:
     """Create the topic with the catalog's partition count (auto-creation might not)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_options())
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
@@ -122,7 +122,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, Envelop
     Each record is decoded and its payload validated against the contracts; a record that
     does not decode fails the test. Call after ``published`` to see everything.
     """
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, **kafka_client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     found: list[tuple[int, int, Envelope, Event]] = []

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from wastetrail_contracts import SYSTEM_ACTOR, Event, decode, parse_payload
 from wastetrail_contracts.events.transfer import TripReconciled, TripWeighed
-from wastetrail_contracts.topics import event_topic
+from wastetrail_contracts.topics import event_topic, kafka_client_options
 from wastetrail_runtime.clock import FixedClock
 from wastetrail_runtime.db import Database
 from wastetrail_runtime.relay import OutboxRelay, make_producer
@@ -85,6 +85,7 @@ async def transfer_events(bootstrap: str, prefix: str, trip_id: str, wanted: int
                           seconds: float = 30) -> list[Event]:
     """Read the transfer topic from the start until ``wanted`` events of the trip were seen."""
     consumer = AIOKafkaConsumer(event_topic("transfer", prefix), bootstrap_servers=bootstrap,
+                                **kafka_client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 group_id=None)
     await consumer.start()

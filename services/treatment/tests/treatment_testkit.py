@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from wastetrail_contracts import SYSTEM_ACTOR, Actor, Envelope, Event, decode, parse_payload
 from wastetrail_contracts.enums import ActorKind, Category, Role
 from wastetrail_contracts.events.transfer import Allocation, BatchConsolidated, BatchDispatched
-from wastetrail_contracts.topics import event_topic
+from wastetrail_contracts.topics import event_topic, kafka_client_options
 from wastetrail_runtime.auth import issue_token
 from wastetrail_runtime.clock import FixedClock
 from wastetrail_runtime.db import Database
@@ -134,7 +134,7 @@ async def read_topic(kafka_bootstrap: str, topic: str,
                      done: Callable[[list[tuple[Envelope, Event]]], bool],
                      seconds: float = 20.0) -> list[tuple[Envelope, Event]]:
     """Every event of a topic from the beginning, read until ``done`` holds (or fail)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, **kafka_client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     seen: list[tuple[Envelope, Event]] = []

@@ -26,6 +26,27 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+def kafka_credentials() -> Path | None:
+    """The directory of the local SASL broker's passwords (one file per principal), when
+    the local broker runs with SASL (kafka.sh marks its log directory; or
+    ``WASTETRAIL_KAFKA_SASL=1``); None for a PLAINTEXT broker."""
+    local = Path(os.environ.get("WASTETRAIL_LOCAL_DIR") or ROOT / ".local")
+    flag = os.environ.get("WASTETRAIL_KAFKA_SASL")
+    if flag == "0" or (flag != "1" and not (local / "kafka" / "sasl").is_file()):
+        return None
+    return local / "kafka-credentials"
+
+
+def principal_env(name: str) -> dict[str, str]:
+    """WASTETRAIL_KAFKA_USERNAME/PASSWORD of one principal of the local SASL broker ({}
+    without SASL): every client reads them (``topics.kafka_client_options``)."""
+    directory = kafka_credentials()
+    if directory is None:
+        return {}
+    return {"WASTETRAIL_KAFKA_USERNAME": name,
+            "WASTETRAIL_KAFKA_PASSWORD": (directory / name).read_text().strip()}
+
+
 def kafka_answers() -> bool:
     """Whether something listens on the local broker's port."""
     host, port = KAFKA_BOOTSTRAP.split(":")

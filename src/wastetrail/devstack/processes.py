@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from wastetrail.devstack.infra import KAFKA_BOOTSTRAP, PG_PORT, ROOT
+from wastetrail.devstack.infra import KAFKA_BOOTSTRAP, PG_PORT, ROOT, principal_env
 
 SERVICES = ("collection", "transfer", "treatment", "billing")
 PORTS = {"collection": 8001, "transfer": 8002, "treatment": 8003, "billing": 8004}
@@ -44,6 +44,7 @@ def service_env(service: str) -> dict[str, str]:
         "WASTETRAIL_VNPAY_API_URL":
             f"http://127.0.0.1:{SANDBOX_PORT}/merchant_webapi/api/transaction",
         "WASTETRAIL_PUBLIC_URL": f"http://127.0.0.1:{PORTS[service]}",
+        **principal_env(service),  # each service its own broker principal (SASL)
     })
     return env
 
