@@ -60,13 +60,17 @@ async def test_household_pays_an_invoice_through_vnpay_in_a_browser(
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
-                    page = await browser.new_page()
+                    # A household's phone: 360 px wide.
+                    page = await browser.new_page(viewport={"width": 360, "height": 780})
                     page.set_default_timeout(20_000)
                     await page.goto(f"{public_url}/account")
                     await page.fill("#token", token)
                     await page.click("#sign-in")
                     row = page.locator(f"#invoice-{invoice_id}")
                     assert "Chưa thanh toán" in await row.inner_text()
+                    # Each invoice is a card on a phone: nothing scrolls sideways.
+                    width = await page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= 360, width
 
                     await page.click(f"#pay-{invoice_id}")
                     await page.wait_for_url(f"{sandbox.url}/paymentv2/vpcpay.html*")
