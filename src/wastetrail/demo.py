@@ -120,12 +120,6 @@ def _audit(args: list[str], limit: float = 180) -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
-def _bootstrap() -> str:
-    from wastetrail_runtime.settings import ServiceSettings
-
-    return ServiceSettings().kafka_bootstrap_servers
-
-
 def run_demo() -> int:
     """Up, simulate, audit, summarise; leaves the services running. 0 on success."""
     from wastetrail_contracts.enums import Role
@@ -146,7 +140,7 @@ def run_demo() -> int:
     print(f"== simulating {HOUSEHOLDS} households for {DAYS} days (seed {SEED})", flush=True)
     try:
         sim = asyncio.run(run_simulation(SEED, HOUSEHOLDS, DAYS, str(OUT),
-                                         kafka_bootstrap=_bootstrap()))
+                                         kafka_bootstrap=infra.KAFKA_BOOTSTRAP))
     except Exception as exc:
         print(f"simulation failed: {exc}", flush=True)
         return 1

@@ -15,9 +15,7 @@ from wastetrail_contracts import formats
 GREEN, RED, GREY, BLUE = "#2e7d32", "#c62828", "#9e9e9e", "#1565c0"
 
 
-def tonnes(grams: float) -> str:
-    """Grams as tonnes with three decimals, the Vietnamese way: ``0,140 t``."""
-    return formats.tonnes(grams)
+tonnes = formats.tonnes  # grams as tonnes, the Vietnamese way: ``0,140 t``
 
 
 # One colour per sorting group (Circular 02/2022 bags: green for food, yellow for other).

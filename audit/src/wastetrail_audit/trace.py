@@ -161,8 +161,9 @@ def trace_load(conn: sqlite3.Connection, load_id: str) -> TraceResult:
                      "share were not allocated to any batch")
     data["fate"] = _tree_json(tree)
     data["grams"] = tree.grams
-    data["treatment_split"] = {m.value: g for m, g in sorted(treated_by_method(tree).items())}
-    data["treated_grams"] = sum(treated_by_method(tree).values())
+    treated = treated_by_method(tree)
+    data["treatment_split"] = {m.value: g for m, g in sorted(treated.items())}
+    data["treated_grams"] = sum(treated.values())
     data["refused_grams"] = grams_of(tree, "refused")
     data["claims"] = _claims(conn, load_id)
     data["alerts"] = _alerts(conn, load_id, trip_id, [str(b["batch_id"]) for b in batches])

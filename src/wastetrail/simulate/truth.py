@@ -112,12 +112,13 @@ async def wait_for_consumers(bootstrap: str, prefix: str, patience: float = 600
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
-    from wastetrail_contracts.topics import CONSUMERS, EVENT_TOPICS
+    from wastetrail_contracts.topics import CONSUMERS, EVENT_TOPICS, kafka_client_options
 
     groups = {f"{prefix}{name}": EVENT_TOPICS[source].qualified(prefix)
               for consumers in CONSUMERS.values() for name, source in consumers}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    options = kafka_client_options()  # the auditor's credentials on a SASL broker
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **options)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await admin.start()
     await probe.start()
     try:
